@@ -1,0 +1,1 @@
+"""mirror server: gRPC control plane, sync engine, storage and registry endpoint."""

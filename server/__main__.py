@@ -1,0 +1,23 @@
+"""`python -m server` / `mirror-server`: parse settings, configure logging, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from server.app import serve
+from server.config import parse_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_settings(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Composition root: database, stores, task runner, gRPC server (and, later, the registry)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
+from server.config import Settings
+from server.services.logging import AccessLogInterceptor
+from server.services.remotes import RemoteServicer
+from server.services.repositories import RepositoryServicer
+from server.services.sync import SyncServicer
+from server.services.tasks import TaskServicer
+from server.services.unimplemented import register_unimplemented
+from server.services.versions import VersionServicer
+from server.storage.blobs import BlobStorage
+from server.store.commits import VersionCommitter
+from server.store.content import ContentStore
+from server.store.db import Database
+from server.store.remotes import RemoteStore
+from server.store.repositories import RepositoryStore
+from server.store.tasks import TaskStore
+from server.store.versions import VersionStore
+from server.sync.engine import SYNC_KIND, SyncEngine
+from server.sync.hosts import Hosts
+from server.tasks.events import TaskEvents
+from server.tasks.runner import TaskRunner
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass
+class Services:
+    """Everything the servicers need, built once per process."""
+
+    settings: Settings
+    db: Database
+    repositories: RepositoryStore
+    remotes: RemoteStore
+    versions: VersionStore
+    tasks: TaskStore
+    events: TaskEvents
+    runner: TaskRunner
+    storage: BlobStorage
+    content: ContentStore
+    engine: SyncEngine
+
+
+@contextlib.asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open the database (migrating it), start the task runner; close both on exit."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    try:
+        await db.migrate()
+        storage = BlobStorage(settings.data_dir)
+        if db.is_sqlite:
+            # Alone on this data dir: temp files can only be leftovers of a crash.
+            storage.clear_temp()
+        repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
+        content = ContentStore(db)
+        engine = SyncEngine(
+            repositories,
+            remotes,
+            versions,
+            content,
+            VersionCommitter(db),
+            storage,
+            Hosts(),
+            backoff_base=settings.retry_backoff,
+        )
+        tasks = TaskStore(db)
+        events = TaskEvents()
+        runner = TaskRunner(
+            tasks,
+            events,
+            handlers={SYNC_KIND: engine.run},
+            workers=settings.workers,
+            # Only the embedded SQLite server is alone on its database: it may fail every
+            # running task at start. With PostgreSQL other processes may be running tasks.
+            fail_all_running_at_start=db.is_sqlite,
+        )
+        services = Services(
+            settings=settings,
+            db=db,
+            repositories=repositories,
+            remotes=remotes,
+            versions=versions,
+            tasks=tasks,
+            events=events,
+            runner=runner,
+            storage=storage,
+            content=content,
+            engine=engine,
+        )
+        await runner.start()
+        try:
+            yield services
+        finally:
+            await runner.stop()
+    finally:
+        await db.dispose()
+
+
+def register_servicers(server: grpc.aio.Server, services: Services) -> None:
+    """Add every servicer, reflection and health to `server` (tests use this too)."""
+    pb_grpc.add_RepositoryServiceServicer_to_server(
+        RepositoryServicer(services.repositories), server
+    )
+    pb_grpc.add_RemoteServiceServicer_to_server(RemoteServicer(services.remotes), server)
+    pb_grpc.add_VersionServiceServicer_to_server(VersionServicer(services.versions), server)
+    pb_grpc.add_TaskServiceServicer_to_server(
+        TaskServicer(services.tasks, services.events, services.runner), server
+    )
+    pb_grpc.add_SyncServiceServicer_to_server(
+        SyncServicer(
+            services.repositories,
+            services.remotes,
+            services.tasks,
+            services.events,
+            services.runner,
+        ),
+        server,
+    )
+    register_unimplemented(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        # Set synchronously through the underlying map: the server is not started yet.
+        health_servicer._server_status[name] = health_pb2.HealthCheckResponse.SERVING
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+
+async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
+    server = grpc.aio.server(interceptors=[AccessLogInterceptor()])
+    register_servicers(server, services)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    return server, port
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with build_services(settings) as services:
+        server, _port = await start_grpc(services, settings.grpc_address)
+        log.info(
+            "mirror serving gRPC on %s (database %s, data %s)",
+            settings.grpc_address,
+            services.db.url.render_as_string(hide_password=True),
+            settings.data_dir,
+        )
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await server.stop(SHUTDOWN_GRACE)

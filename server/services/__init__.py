@@ -1,0 +1,1 @@
+"""gRPC servicers: validation, proto <-> domain mapping, status codes. No business rules."""

@@ -1,0 +1,84 @@
+"""RemoteService: remotes, with write-only secrets."""
+
+from __future__ import annotations
+
+import grpc
+
+from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
+from server.domain.errors import InvalidArgument
+from server.domain.names import RemoteName, check_id
+from server.domain.rules import validate_remote
+from server.services import convert
+from server.services.errors import unary_errors
+from server.services.masks import resolve_mask
+from server.services.paging import next_token, page_of
+from server.store.remotes import RemoteStore, merge
+
+_OUTPUT_ONLY = (
+    "name",
+    "uid",
+    "password_set",
+    "proxy_password_set",
+    "ssl_client_key_set",
+    "create_time",
+    "update_time",
+)
+_MUTABLE = tuple(f.name for f in pb.Remote.DESCRIPTOR.fields if f.name not in _OUTPUT_ONLY)
+
+
+class RemoteServicer(pb_grpc.RemoteServiceServicer):
+    """Translates RemoteService calls to the remote store."""
+
+    def __init__(self, remotes: RemoteStore) -> None:
+        self._remotes = remotes
+
+    @unary_errors
+    async def CreateRemote(
+        self, request: pb.CreateRemoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateRemoteResponse:
+        remote_id = check_id(request.remote_id, "remote_id")
+        if not request.HasField("remote"):
+            raise InvalidArgument("remote is required", field="remote")
+        remote = validate_remote(convert.remote_from_pb(remote_id, request.remote))
+        created = await self._remotes.create(remote)
+        return pb.CreateRemoteResponse(remote=convert.remote_to_pb(created))
+
+    @unary_errors
+    async def GetRemote(
+        self, request: pb.GetRemoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRemoteResponse:
+        remote = await self._remotes.get(RemoteName.parse(request.name).remote_id)
+        return pb.GetRemoteResponse(remote=convert.remote_to_pb(remote))
+
+    @unary_errors
+    async def ListRemotes(
+        self, request: pb.ListRemotesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRemotesResponse:
+        page = page_of(request.page_size, request.page_token)
+        remotes, more = await self._remotes.list(page.size, page.cursor)
+        return pb.ListRemotesResponse(
+            remotes=[convert.remote_to_pb(r) for r in remotes],
+            next_page_token=next_token(more, remotes[-1].remote_id if remotes else None),
+        )
+
+    @unary_errors
+    async def UpdateRemote(
+        self, request: pb.UpdateRemoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateRemoteResponse:
+        name = RemoteName.parse(request.remote.name, "remote.name")
+        paths = resolve_mask(
+            request.update_mask, request.remote, mutable=_MUTABLE, output_only=_OUTPUT_ONLY
+        )
+        current = await self._remotes.get(name.remote_id)
+        update = convert.remote_from_pb(name.remote_id, request.remote)
+        merged = validate_remote(merge(current, update, paths))
+        saved = await self._remotes.replace(merged) if paths else current
+        return pb.UpdateRemoteResponse(remote=convert.remote_to_pb(saved))
+
+    @unary_errors
+    async def DeleteRemote(
+        self, request: pb.DeleteRemoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteRemoteResponse:
+        await self._remotes.delete(RemoteName.parse(request.name).remote_id)
+        return pb.DeleteRemoteResponse()

@@ -1,0 +1,1 @@
+"""Content-addressed blob files: temp -> verify -> rename."""

@@ -1,0 +1,138 @@
+"""Content-addressed blob storage on a local (or shared) directory.
+
+Layout: `<root>/blobs/<algorithm>/<first two hex>/<hex>`, written through a temp file in
+`<root>/tmp/` that is hashed while written and renamed into place only when its digest and
+size match. A reader never sees a partial or corrupt blob; a crash leaves only temp files,
+which start-up clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from server.domain.digests import Digest
+from server.domain.errors import DigestMismatch
+
+CHUNK = 1 << 20
+
+
+class BlobWriter:
+    """A blob being written: feed chunks, then `commit` (verifies) or `abort`."""
+
+    def __init__(self, storage: BlobStorage, expected: Digest, expected_size: int | None) -> None:
+        self._storage = storage
+        self.expected = expected
+        self.expected_size = expected_size
+        self.temp = storage.temp_dir / f"{expected.hex[:16]}-{uuid.uuid4().hex}"
+        self._file = open(self.temp, "wb")
+        self._hasher = expected.hasher()
+        self.size = 0
+
+    async def write(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        self.size += len(chunk)
+        # Page-cache writes of 1 MiB chunks are fast; offload only the rare big ones.
+        if len(chunk) > 4 * CHUNK:
+            await asyncio.to_thread(self._file.write, chunk)
+        else:
+            self._file.write(chunk)
+
+    def verify(self, host: str = "") -> None:
+        """Raise DigestMismatch unless the bytes written hash to the expected digest and size."""
+        got = self._hasher.hexdigest()
+        if got != self.expected.hex or (
+            self.expected_size is not None and self.size != self.expected_size
+        ):
+            raise DigestMismatch(
+                f"blob {self.expected} does not match what was received "
+                f"(sha256:{got}, {self.size} bytes)",
+                host=host,
+                digest=str(self.expected),
+                receivedDigest=f"{self.expected.algorithm}:{got}",
+                receivedSize=self.size,
+                expectedSize=self.expected_size,
+            )
+
+    async def commit(self, host: str = "") -> Path:
+        """Verify and move into place; on mismatch nothing is stored."""
+        self._file.close()
+        try:
+            self.verify(host)
+        except DigestMismatch:
+            self._discard()
+            raise
+        final = self._storage.path(self.expected)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(os.replace, self.temp, final)
+        return final
+
+    def abort(self) -> None:
+        self._file.close()
+        self._discard()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
+class BlobStorage:
+    """Blob files under `root`, named by digest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs"
+        self.temp_dir = root / "tmp"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def clear_temp(self) -> int:
+        """Remove temp files left by a crash; call at start-up only (others may be writing)."""
+        removed = 0
+        for leftover in self.temp_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed += 1
+        return removed
+
+    def path(self, digest: Digest) -> Path:
+        return self.blob_dir / digest.algorithm / digest.hex[:2] / digest.hex
+
+    def has(self, digest: Digest) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: Digest) -> int | None:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    @contextlib.asynccontextmanager
+    async def writer(
+        self, expected: Digest, expected_size: int | None = None
+    ) -> AsyncIterator[BlobWriter]:
+        """A writer whose temp file is removed if the block exits without `commit`."""
+        writer = BlobWriter(self, expected, expected_size)
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                writer._file.close()
+            with contextlib.suppress(FileNotFoundError):
+                writer.temp.unlink()
+
+    async def write_bytes(self, digest: Digest, data: bytes) -> Path:
+        """Store small content already in memory (e.g. a config blob)."""
+        async with self.writer(digest, len(data)) as writer:
+            await writer.write(data)
+            return await writer.commit()
+
+    async def read_bytes(self, digest: Digest) -> bytes:
+        return await asyncio.to_thread(self.path(digest).read_bytes)

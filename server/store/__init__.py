@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy rows, sessions, migrations. Speaks domain types outward."""

@@ -1,0 +1,185 @@
+"""Global content rows: blobs, manifests (exact bytes), tags; inserted once per digest.
+
+Inserts use ON CONFLICT DO NOTHING so concurrent syncs that meet the same digest do not
+fail each other; ids are read back by digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from server.domain.manifests import Descriptor, Manifest, ManifestKind, schema1_blobs
+from server.store.db import Database
+from server.store.schema import (
+    BlobRow,
+    ManifestBlobRow,
+    ManifestChildRow,
+    ManifestRow,
+    TagRow,
+)
+
+BATCH = 500  # rows per statement: stays under SQLite's variable limit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest row as the engine needs it."""
+
+    id: int
+    digest: str
+    media_type: str
+    data: bytes
+
+
+def _chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ContentStore:
+    """Reads and writes global content rows."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
+
+    async def _insert_ignore(self, session: Any, row_type: Any, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows):
+            await session.execute(self._insert(row_type).values(chunk).on_conflict_do_nothing())
+
+    async def known_manifests(self, digests: Iterable[str]) -> dict[str, StoredManifest]:
+        wanted = sorted(set(digests))
+        found: dict[str, StoredManifest] = {}
+        async with self._db.session() as session:
+            for chunk in _chunks(wanted):
+                rows = await session.execute(
+                    select(
+                        ManifestRow.id, ManifestRow.digest, ManifestRow.media_type, ManifestRow.data
+                    ).where(ManifestRow.digest.in_(chunk))
+                )
+                for pk, digest, media_type, data in rows:
+                    found[digest] = StoredManifest(pk, digest, media_type, data)
+        return found
+
+    async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(set(digests))
+        found: dict[str, int] = {}
+        async with self._db.session() as session:
+            for chunk in _chunks(wanted):
+                rows = await session.execute(
+                    select(BlobRow.digest, BlobRow.id).where(BlobRow.digest.in_(chunk))
+                )
+                found.update({digest: pk for digest, pk in rows})
+        return found
+
+    async def save_manifests(self, manifests: list[Manifest]) -> dict[str, int]:
+        """Insert manifests, the blobs they reference and their relations -> ids by digest."""
+        blobs: dict[str, Descriptor] = {}
+        for manifest in manifests:
+            for blob in manifest.blobs:
+                blobs.setdefault(str(blob.digest), blob)
+        schema1 = {
+            str(m.digest): [str(d) for d in schema1_blobs(m.data)]
+            for m in manifests
+            if m.kind is ManifestKind.SCHEMA1
+        }
+        async with self._db.session() as session, session.begin():
+            blob_rows = [
+                {"digest": d, "size": b.size, "media_type": b.media_type} for d, b in blobs.items()
+            ]
+            for digests in schema1.values():
+                blob_rows += [
+                    {"digest": d, "size": 0, "media_type": "application/octet-stream"}
+                    for d in digests
+                    if d not in blobs
+                ]
+            await self._insert_ignore(session, BlobRow, blob_rows)
+            await self._insert_ignore(
+                session,
+                ManifestRow,
+                [
+                    {
+                        "digest": str(m.digest),
+                        "media_type": m.media_type,
+                        "size": m.size,
+                        "data": m.data,
+                        "config_digest": str(m.config.digest) if m.config else "",
+                        "artifact_type": m.artifact_type,
+                        "subject_digest": str(m.subject) if m.subject else "",
+                    }
+                    for m in manifests
+                ],
+            )
+            all_blob_digests = set(blobs) | {d for ds in schema1.values() for d in ds}
+            manifest_digests = {str(m.digest) for m in manifests} | {
+                str(c.digest) for m in manifests for c in m.children
+            }
+            blob_ids = await self._ids(session, BlobRow, all_blob_digests)
+            manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
+            links = [
+                {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
+                for m in manifests
+                for b in m.blobs
+            ]
+            links += [
+                {"manifest_id": manifest_ids[digest], "blob_id": blob_ids[d]}
+                for digest, ds in schema1.items()
+                for d in ds
+            ]
+            await self._insert_ignore(session, ManifestBlobRow, _unique(links))
+            children = [
+                {
+                    "index_id": manifest_ids[str(m.digest)],
+                    "child_id": manifest_ids[str(c.digest)],
+                    "os": c.platform_os,
+                    "architecture": c.platform_architecture,
+                    "variant": c.platform_variant,
+                }
+                for m in manifests
+                for c in m.children
+                if str(c.digest) in manifest_ids
+            ]
+            await self._insert_ignore(
+                session, ManifestChildRow, _unique(children, ("index_id", "child_id"))
+            )
+        return {d: manifest_ids[d] for d in (str(m.digest) for m in manifests)}
+
+    async def save_tags(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Insert tags (name -> manifest id) -> tag ids by (name, manifest id)."""
+        if not pairs:
+            return {}
+        async with self._db.session() as session, session.begin():
+            await self._insert_ignore(
+                session, TagRow, [{"name": n, "manifest_id": m} for n, m in sorted(set(pairs))]
+            )
+            found: dict[tuple[str, int], int] = {}
+            for chunk in _chunks(sorted(set(pairs))):
+                rows = await session.execute(
+                    select(TagRow.name, TagRow.manifest_id, TagRow.id).where(
+                        tuple_(TagRow.name, TagRow.manifest_id).in_(chunk)
+                    )
+                )
+                found.update({(n, m): pk for n, m, pk in rows})
+        return found
+
+    @staticmethod
+    async def _ids(session: Any, row_type: Any, digests: set[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(digests)):
+            rows = await session.execute(
+                select(row_type.digest, row_type.id).where(row_type.digest.in_(chunk))
+            )
+            found.update({digest: pk for digest, pk in rows})
+        return found
+
+
+def _unique(rows: list[dict[str, Any]], key: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        seen.setdefault(tuple(row[k] for k in (key or tuple(row))), row)
+    return list(seen.values())

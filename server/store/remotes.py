@@ -1,0 +1,157 @@
+"""Remote rows <-> domain `Remote` (secrets included: the store is inside the trust boundary)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from sqlalchemy import select
+
+from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from server.domain.resources import Policy, Remote
+from server.store.common import integrity_as, split_page
+from server.store.db import Database
+from server.store.schema import RemoteRow, TaskRow, utcnow
+
+# Fields stored as-is (same name on the row and the domain type).
+_PLAIN = (
+    "url",
+    "upstream_name",
+    "download_concurrency",
+    "sigstore",
+    "proxy_url",
+    "proxy_username",
+    "proxy_password",
+    "ssl_ca_certificate",
+    "ssl_client_certificate",
+    "ssl_client_key",
+    "ssl_validation",
+    "username",
+    "password",
+    "connect_timeout",
+    "sock_read_timeout",
+    "total_timeout",
+    "max_retries",
+    "include_foreign_layers",
+    "rate_limit",
+    "signed_only",
+)
+
+
+def to_domain(row: RemoteRow) -> Remote:
+    return Remote(
+        remote_id=row.name,
+        uid=row.uid,
+        policy=Policy(row.policy),
+        include_tags=tuple(row.include_tags),
+        exclude_tags=tuple(row.exclude_tags),
+        headers=tuple(sorted(row.headers.items())),
+        token_realm_allowlist=tuple(row.token_realm_allowlist),
+        create_time=row.create_time,
+        update_time=row.update_time,
+        **{f: getattr(row, f) for f in _PLAIN},
+    )
+
+
+def _write(row: RemoteRow, remote: Remote) -> None:
+    for f in _PLAIN:
+        setattr(row, f, getattr(remote, f))
+    row.policy = remote.policy.value
+    row.include_tags = list(remote.include_tags)
+    row.exclude_tags = list(remote.exclude_tags)
+    row.headers = dict(remote.headers)
+    row.token_realm_allowlist = list(remote.token_realm_allowlist)
+
+
+def not_found(remote_id: str) -> NotFound:
+    return NotFound(
+        f"remote {remote_id!r} not found", reason="REMOTE_NOT_FOUND", remote=f"remotes/{remote_id}"
+    )
+
+
+class RemoteStore:
+    """Create, read, update and delete remotes."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, remote: Remote) -> Remote:
+        now = utcnow()
+        row = RemoteRow(
+            uid=str(uuid.uuid4()), name=remote.remote_id, create_time=now, update_time=now
+        )
+        _write(row, remote)
+        exists = AlreadyExists(
+            f"remote {remote.remote_id!r} already exists",
+            reason="REMOTE_EXISTS",
+            remote=f"remotes/{remote.remote_id}",
+        )
+        with integrity_as(exists):
+            async with self._db.session() as session, session.begin():
+                session.add(row)
+        return to_domain(row)
+
+    async def get(self, remote_id: str) -> Remote:
+        async with self._db.session() as session:
+            row = await session.scalar(select(RemoteRow).where(RemoteRow.name == remote_id))
+        if row is None:
+            raise not_found(remote_id)
+        return to_domain(row)
+
+    async def get_by_pk(self, pk: int) -> Remote | None:
+        async with self._db.session() as session:
+            row = await session.get(RemoteRow, pk)
+        return None if row is None else to_domain(row)
+
+    async def pk_of(self, remote_id: str) -> int | None:
+        """The row id of a remote (repositories remember the remote of their last sync)."""
+        async with self._db.session() as session:
+            return await session.scalar(select(RemoteRow.id).where(RemoteRow.name == remote_id))
+
+    async def list(self, size: int, after: str | None) -> tuple[list[Remote], bool]:
+        query = select(RemoteRow).order_by(RemoteRow.name).limit(size + 1)
+        if after is not None:
+            query = query.where(RemoteRow.name > after)
+        async with self._db.session() as session:
+            rows = list((await session.execute(query)).scalars())
+        page, more = split_page(rows, size)
+        return [to_domain(r) for r in page], more
+
+    async def replace(self, remote: Remote) -> Remote:
+        """Store `remote` (already merged and validated) over the row of the same id."""
+        async with self._db.session() as session, session.begin():
+            row = await session.scalar(
+                select(RemoteRow).where(RemoteRow.name == remote.remote_id).with_for_update()
+            )
+            if row is None:
+                raise not_found(remote.remote_id)
+            _write(row, remote)
+            row.update_time = utcnow()
+        return to_domain(row)
+
+    async def delete(self, remote_id: str) -> None:
+        async with self._db.session() as session, session.begin():
+            row = await session.scalar(
+                select(RemoteRow).where(RemoteRow.name == remote_id).with_for_update()
+            )
+            if row is None:
+                raise not_found(remote_id)
+            active = await session.execute(
+                select(TaskRow.uid, TaskRow.parameters).where(
+                    TaskRow.state.in_(("queued", "running"))
+                )
+            )
+            for uid, params in active:
+                if params.get("remote") == f"remotes/{remote_id}":
+                    raise FailedPrecondition(
+                        f"remote {remote_id!r} is used by the active task tasks/{uid}",
+                        reason="REMOTE_IN_USE",
+                        remote=f"remotes/{remote_id}",
+                        task=f"tasks/{uid}",
+                    )
+            await session.delete(row)
+
+
+def merge(current: Remote, update: Remote, paths: list[str]) -> Remote:
+    """`current` with the fields named in `paths` taken from `update`."""
+    return dataclasses.replace(current, **{p: getattr(update, p) for p in paths})

@@ -1,0 +1,279 @@
+"""SQLAlchemy 2.0 rows (`*Row`). They never leave `server/store/`.
+
+Content rows (blobs, manifests, tags, signatures) are global and deduplicated by digest (tags
+by name + manifest). A repository's versions are expressed by `RepositoryContentRow`: content is
+in version N when `version_added <= N` and (`version_removed` is NULL or `> N`), so a new version
+writes only what changed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (Alembic needs them)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class RemoteRow(Base):
+    __tablename__ = "remotes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    upstream_name: Mapped[str] = mapped_column(String(255))
+    policy: Mapped[str] = mapped_column(String(16))
+    download_concurrency: Mapped[int] = mapped_column(Integer)
+    include_tags: Mapped[list[str]] = mapped_column(JSON)
+    exclude_tags: Mapped[list[str]] = mapped_column(JSON)
+    sigstore: Mapped[str] = mapped_column(Text, default="")
+    proxy_url: Mapped[str] = mapped_column(Text, default="")
+    proxy_username: Mapped[str] = mapped_column(Text, default="")
+    proxy_password: Mapped[str] = mapped_column(Text, default="")
+    ssl_ca_certificate: Mapped[str] = mapped_column(Text, default="")
+    ssl_client_certificate: Mapped[str] = mapped_column(Text, default="")
+    ssl_client_key: Mapped[str] = mapped_column(Text, default="")
+    ssl_validation: Mapped[bool] = mapped_column(Boolean, default=True)
+    username: Mapped[str] = mapped_column(Text, default="")
+    password: Mapped[str] = mapped_column(Text, default="")
+    connect_timeout: Mapped[float] = mapped_column(Float, default=0.0)
+    sock_read_timeout: Mapped[float] = mapped_column(Float, default=0.0)
+    total_timeout: Mapped[float] = mapped_column(Float, default=0.0)
+    max_retries: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    include_foreign_layers: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit: Mapped[float] = mapped_column(Float, default=0.0)
+    token_realm_allowlist: Mapped[list[str]] = mapped_column(JSON)
+    signed_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RepositoryRow(Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    retain_versions: Mapped[int] = mapped_column(Integer, default=0)
+    is_mirror: Mapped[bool] = mapped_column(Boolean, default=False)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The remote of the last sync: where ON_DEMAND / STREAMED layers are fetched from.
+    remote_id: Mapped[int | None] = mapped_column(
+        ForeignKey("remotes.id", ondelete="SET NULL"), nullable=True
+    )
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("repository_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    base_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # {"added": {type: n}, "removed": {...}, "present": {...}}
+    summary: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON)
+
+
+class BlobRow(Base):
+    __tablename__ = "blobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(140), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(255))
+
+
+class ManifestRow(Base):
+    __tablename__ = "manifests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(140), unique=True)
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # The exact bytes as fetched: served unchanged, never re-serialised.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    config_digest: Mapped[str] = mapped_column(String(140), default="")
+    artifact_type: Mapped[str] = mapped_column(String(255), default="")
+    subject_digest: Mapped[str] = mapped_column(String(140), default="", index=True)
+
+
+class ManifestBlobRow(Base):
+    __tablename__ = "manifest_blobs"
+
+    manifest_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_id: Mapped[int] = mapped_column(
+        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ManifestChildRow(Base):
+    __tablename__ = "manifest_children"
+
+    index_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    child_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    os: Mapped[str] = mapped_column(String(64), default="")
+    architecture: Mapped[str] = mapped_column(String(64), default="")
+    variant: Mapped[str] = mapped_column(String(64), default="")
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("name", "manifest_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+
+
+class SignatureRow(Base):
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(140), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(255), default="")
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    creator: Mapped[str] = mapped_column(String(255), default="")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RepositoryContentRow(Base):
+    __tablename__ = "repository_content"
+    __table_args__ = (
+        Index("ix_repository_content_lookup", "repository_id", "content_type", "content_id"),
+        Index("ix_repository_content_added", "repository_id", "version_added"),
+        Index("ix_repository_content_removed", "repository_id", "version_removed"),
+        # At most one open membership of a content unit per repository.
+        Index(
+            "uq_repository_content_open",
+            "repository_id",
+            "content_type",
+            "content_id",
+            unique=True,
+            sqlite_where=text("version_removed IS NULL"),
+            postgresql_where=text("version_removed IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    content_type: Mapped[str] = mapped_column(String(32))
+    content_id: Mapped[int] = mapped_column(Integer)
+    version_added: Mapped[int] = mapped_column(Integer)
+    version_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # One running task per reserved resource, across every server process: the real guard
+        # of "only one task writes a repository at a time".
+        Index(
+            "uq_tasks_running_resource",
+            "resource",
+            unique=True,
+            sqlite_where=text("state = 'running'"),
+            postgresql_where=text("state = 'running'"),
+        ),
+        Index("ix_tasks_state_created", "state", "id"),
+        UniqueConstraint("kind", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    resource: Mapped[str] = mapped_column(String(160), index=True)
+    parameters: Mapped[dict[str, str]] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finish_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    progress: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    warnings: Mapped[list[str]] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_resources: Mapped[list[str]] = mapped_column(JSON)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str] = mapped_column(String(64), default="")
+    # Refreshed by the worker while the task runs; a stale one means the worker died.
+    heartbeat_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DistributionRow(Base):
+    __tablename__ = "distributions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    base_path: Mapped[str] = mapped_column(String(255), unique=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="RESTRICT"))
+    version_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Durable task queue: runner, per-resource exclusivity, progress fan-out to watchers."""

@@ -1,0 +1,192 @@
+"""The worker pool: claims queued tasks, runs their handlers, records how they ended.
+
+Every server process runs one `TaskRunner`. Claiming is a compare-and-set on the task row, so
+each task runs exactly once even with several processes on one PostgreSQL database, and the
+partial unique index on running tasks keeps one running task per repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from server.domain.errors import MirrorError
+from server.domain.tasks import ProgressState, Task, TaskError, TaskState
+from server.store.schema import utcnow
+from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
+from server.tasks.context import TaskContext
+from server.tasks.events import EventKind, TaskEvent, TaskEvents
+
+log = logging.getLogger(__name__)
+
+# A handler runs one task and returns the names of the resources it created.
+Handler = Callable[[TaskContext], Awaitable[tuple[str, ...]]]
+
+POLL_INTERVAL = 1.0  # how often idle workers look for tasks queued by other processes
+WATCHDOG_INTERVAL = 2.0  # cancel requests from other processes and heartbeats
+
+
+def first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The most telling exception of a group: a domain error if any, else the first leaf."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, MirrorError)), leaves[0])
+
+
+class TaskRunner:
+    """Runs up to `workers` tasks at once, of the kinds it has handlers for."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        events: TaskEvents,
+        handlers: dict[str, Handler],
+        *,
+        workers: int = 4,
+        fail_all_running_at_start: bool = True,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._handlers = handlers
+        self._slots = asyncio.Semaphore(workers)
+        self._wakeup = asyncio.Event()
+        self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._fail_all_at_start = fail_all_running_at_start
+        self._stopping = False
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def start(self) -> None:
+        stale = None if self._fail_all_at_start else utcnow() - HEARTBEAT_STALE_AFTER
+        if failed := await self._store.fail_orphans(stale):
+            log.warning("marked %d task(s) FAILED: their server stopped while they ran", failed)
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="task-claim"),
+            asyncio.create_task(self._watchdog_loop(), name="task-watchdog"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming; running tasks are interrupted and end FAILED (SERVER_SHUTDOWN)."""
+        self._stopping = True
+        for loop in self._loops:
+            loop.cancel()
+        running = [t for t, _ in self._running.values()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._loops, *running, return_exceptions=True)
+
+    def wake(self) -> None:
+        """A task was queued or finished here: look for work now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a task: queued ones end at once, running ones are interrupted."""
+        task = await self._store.request_cancel(task_id)
+        if task.state is TaskState.CANCELED:
+            self._events.publish(TaskEvent(EventKind.FINISHED, task))
+        elif (local := self._running.get(task_id)) is not None:
+            local[0].cancel()
+        return task
+
+    async def _claim_loop(self) -> None:
+        kinds = tuple(self._handlers)
+        while True:
+            await self._slots.acquire()
+            try:
+                task = await self._store.claim(self.worker_id, kinds)
+            except Exception:
+                self._slots.release()
+                log.exception("claiming a task failed; retrying")
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            if task is None:
+                self._slots.release()
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_INTERVAL)
+                except TimeoutError:
+                    pass
+                continue
+            context = TaskContext(task, self._store, self._events)
+            runner = asyncio.create_task(self._run(context), name=f"task-{task.task_id}")
+            self._running[task.task_id] = (runner, context)
+
+    async def _run(self, context: TaskContext) -> None:
+        task = context.task
+        self._events.publish(TaskEvent(EventKind.STATE, task))
+        log.info("task %s (%s) started %s", task.name, task.kind, task.parameters)
+        state, error, created = TaskState.COMPLETED, None, ()
+        try:
+            try:
+                created = await self._handlers[task.kind](context)
+            except BaseExceptionGroup as group:
+                # TaskGroups wrap the first failure of concurrent steps; report that one.
+                raise first_leaf(group) from group
+        except asyncio.CancelledError:
+            # The one place a cancellation is absorbed: it becomes the task's final state.
+            if self._stopping:
+                state = TaskState.FAILED
+                error = TaskError(
+                    "ABORTED", "SERVER_SHUTDOWN", "the server shut down during the task"
+                )
+            else:
+                state = TaskState.CANCELED
+                error = TaskError("CANCELLED", "TASK_CANCELED", "the task was canceled")
+        except MirrorError as exc:
+            state = TaskState.FAILED
+            error = TaskError(exc.code, exc.reason, exc.message, dict(exc.metadata))
+        except Exception:
+            log.exception("task %s failed unexpectedly", task.name)
+            state = TaskState.FAILED
+            error = TaskError("INTERNAL", "INTERNAL_ERROR", "internal error; see the server log")
+        finally:
+            self._running.pop(task.task_id, None)
+            self._slots.release()
+        snapshot = context.task
+        if state is not TaskState.COMPLETED:
+            snapshot = replace(
+                snapshot,
+                progress=tuple(
+                    replace(p, state=ProgressState.FAILED)
+                    if p.state is ProgressState.RUNNING
+                    else p
+                    for p in snapshot.progress
+                ),
+            )
+        final = await asyncio.shield(self._store.finish(snapshot, state, error, created))
+        log.info(
+            "task %s %s%s",
+            task.name,
+            state.value,
+            f": {error.reason}: {error.message}" if error else "",
+        )
+        self._events.publish(TaskEvent(EventKind.FINISHED, final))
+        self.wake()
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            try:
+                await self._watchdog_once()
+            except Exception:
+                log.exception("task watchdog failed; retrying")
+
+    async def _watchdog_once(self) -> None:
+        if self._running:
+            for runner, context in list(self._running.values()):
+                await context.flush()  # heartbeat, and picks up cancel requests
+                if context.cancel_requested:
+                    runner.cancel()
+        if not self._fail_all_at_start:
+            await self._store.fail_orphans(utcnow() - HEARTBEAT_STALE_AFTER)
