@@ -1,0 +1,1 @@
+"""The sync engine: upstream client, auth, throttling, planning, fetching, committing."""

@@ -1,0 +1,96 @@
+"""One aiohttp session per sync, shaped by the remote: pool size, TLS, proxy, timeouts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from server.domain.errors import InvalidArgument
+from server.domain.resources import Remote
+
+DEFAULT_CONNECT_TIMEOUT = 30.0
+DEFAULT_SOCK_READ_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Keyword arguments for aiohttp requests that go through the remote's proxy."""
+
+    url: str | None
+    auth: aiohttp.BasicAuth | None
+
+    def kwargs(self) -> dict[str, object]:
+        if not self.url:
+            return {}
+        return {"proxy": self.url, "proxy_auth": self.auth}
+
+
+def ssl_context(remote: Remote) -> ssl.SSLContext | bool:
+    """TLS settings: CA bundle, client certificate, or no verification."""
+    if not remote.ssl_validation:
+        return False
+    context = ssl.create_default_context()
+    try:
+        if remote.ssl_ca_certificate:
+            context.load_verify_locations(cadata=remote.ssl_ca_certificate)
+        if remote.ssl_client_certificate:
+            # load_cert_chain only reads files: write the PEMs to private temp files briefly.
+            with tempfile.TemporaryDirectory() as tmp:
+                cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+                for path, pem in (
+                    (cert, remote.ssl_client_certificate),
+                    (key, remote.ssl_client_key),
+                ):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                    with os.fdopen(fd, "w") as handle:
+                        handle.write(pem)
+                context.load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise InvalidArgument(
+            f"the TLS material of {remote.name} cannot be loaded: {exc.__class__.__name__}",
+            field="remote.ssl_ca_certificate",
+            reason="REMOTE_TLS_INVALID",
+            remote=remote.name,
+        ) from exc
+    return context
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    remote: Remote,
+) -> AsyncIterator[tuple[aiohttp.ClientSession, ProxySettings]]:
+    """The session of one sync; closed (and its connections with it) when the sync ends."""
+    connector = aiohttp.TCPConnector(
+        limit=remote.download_concurrency + 2,  # + token and redirect requests
+        limit_per_host=remote.download_concurrency + 2,
+        ssl=ssl_context(remote),
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=remote.total_timeout or None,
+        sock_connect=remote.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+        sock_read=remote.sock_read_timeout or DEFAULT_SOCK_READ_TIMEOUT,
+    )
+    headers = dict(remote.headers)
+    # Hash the raw bytes: transparent decompression changes digests and invites bombs.
+    headers["Accept-Encoding"] = "identity"
+    headers.setdefault("User-Agent", "mirror/0.1")
+    proxy = ProxySettings(
+        url=remote.proxy_url or None,
+        auth=aiohttp.BasicAuth(remote.proxy_username, remote.proxy_password)
+        if remote.proxy_username
+        else None,
+    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        headers=headers,
+        auto_decompress=False,
+        trust_env=False,
+    ) as session:
+        yield session, proxy

@@ -1,0 +1,410 @@
+"""Client of one upstream repository over the OCI distribution API.
+
+Every aiohttp exception stops here and becomes an `UpstreamError`. Retries live here only:
+exponential backoff with jitter for connection errors, timeouts, 408, 429 and 5xx, honouring
+Retry-After (host-wide, through `Hosts`); other 4xx are final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import aiohttp
+
+from server.domain.digests import Digest
+from server.domain.errors import (
+    DigestMismatch,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from server.domain.manifests import (
+    ACCEPT,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Manifest,
+    ManifestError,
+    parse_manifest,
+)
+from server.domain.resources import Remote
+from server.storage.blobs import BlobStorage
+from server.sync.auth import Authorizer, read_capped
+from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
+from server.sync.session import ProxySettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TAGS_PAGE_SIZE = 1000
+MAX_TAG_PAGES = 10_000
+MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
+MAX_ERROR_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+BLOB_CHUNK = 1 << 20
+# A blob must arrive at least this fast on average (after a grace period): per-read timeouts
+# alone let a slow-drip upstream hold a sync forever.
+MIN_BLOB_THROUGHPUT = 32 * 1024
+BLOB_GRACE_SECONDS = 60.0
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestHead:
+    """What a HEAD (or GET) told us about a manifest reference."""
+
+    digest: Digest | None
+    media_type: str
+    size: int | None
+
+
+def _is_retryable(exc: UpstreamError) -> bool:
+    return isinstance(exc, UpstreamUnavailable)
+
+
+class Upstream:
+    """Talks to one repository of one registry, for one sync."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        proxy: ProxySettings,
+        remote: Remote,
+        hosts: Hosts,
+        *,
+        backoff_base: float = BACKOFF_BASE,
+    ) -> None:
+        self._session = session
+        self._proxy = proxy.kwargs()
+        self._remote = remote
+        self._hosts = hosts
+        self._base = remote.url.rstrip("/")
+        self.host = urlsplit(self._base).netloc
+        self._name = remote.upstream_name
+        self._auth = Authorizer(session, remote, self._base)
+        self._scope = f"repository:{self._name}:pull"
+        self._slots = asyncio.Semaphore(remote.download_concurrency)
+        self._rate = RateLimiter(remote.rate_limit)
+        self._backoff_base = backoff_base
+        self.requests: dict[str, int] = {}
+
+    # -- public operations -------------------------------------------------------------
+
+    async def list_tags(self) -> list[str]:
+        """Every tag, following `Link` pagination; raises if the listing cannot complete."""
+        url = f"{self._base}/v2/{self._name}/tags/list?n={TAGS_PAGE_SIZE}"
+        tags: list[str] = []
+        seen_urls: set[str] = set()
+        for _ in range(MAX_TAG_PAGES):
+            seen_urls.add(url)
+            body, link = await self._retrying(lambda u=url: self._get_tags_page(u))
+            tags.extend(body)
+            if not link:
+                return list(dict.fromkeys(tags))
+            url = urljoin(url, link)
+            if url in seen_urls:
+                raise UpstreamProtocolError(
+                    f"{self.host} tag list pagination loops at {url}",
+                    host=self.host,
+                    reason="UPSTREAM_TAG_LIST_LOOP",
+                )
+        raise UpstreamProtocolError(
+            f"{self.host} tag list has more than {MAX_TAG_PAGES} pages; refusing to follow",
+            host=self.host,
+            reason="UPSTREAM_TAG_LIST_TOO_LONG",
+        )
+
+    async def head_manifest(self, reference: str) -> ManifestHead | None:
+        """HEAD a tag or digest; None when upstream says it does not exist."""
+        url = f"{self._base}/v2/{self._name}/manifests/{quote(reference, safe=':')}"
+
+        async def attempt() -> ManifestHead | None:
+            async with self._send("HEAD", url, "manifest_head", {"Accept": ACCEPT}) as resp:
+                if resp.status == 404:
+                    return None
+                await self._raise_for_status(resp, f"manifest {reference}")
+                header = resp.headers.get("Docker-Content-Digest", "")
+                return ManifestHead(
+                    digest=Digest.parse(header) if Digest.is_valid(header) else None,
+                    media_type=resp.headers.get("Content-Type", ""),
+                    size=resp.content_length,
+                )
+
+        return await self._retrying(attempt)
+
+    async def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
+        """GET and parse a manifest, verifying its digest; None when it does not exist."""
+        url = f"{self._base}/v2/{self._name}/manifests/{quote(reference, safe=':')}"
+
+        async def attempt() -> Manifest | None:
+            async with self._send("GET", url, "manifest_get", {"Accept": ACCEPT}) as resp:
+                if resp.status == 404:
+                    return None
+                await self._raise_for_status(resp, f"manifest {reference}")
+                data = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "manifest")
+                content_type = resp.headers.get("Content-Type", "")
+                announced = resp.headers.get("Docker-Content-Digest", "")
+            actual = Digest.of_bytes(data)
+            want = expected or (Digest.parse(reference) if Digest.is_valid(reference) else None)
+            if want is not None and Digest.of_bytes(data, want.algorithm) != want:
+                raise DigestMismatch(
+                    f"manifest {reference} from {self.host} hashes to {actual}, not {want}",
+                    host=self.host,
+                    digest=str(want),
+                    receivedDigest=str(actual),
+                )
+            if (
+                Digest.is_valid(announced)
+                and announced.startswith("sha256:")
+                and announced != str(actual)
+            ):
+                raise DigestMismatch(
+                    f"manifest {reference} from {self.host}: Docker-Content-Digest {announced} "
+                    f"disagrees with the content ({actual})",
+                    host=self.host,
+                    digest=announced,
+                    receivedDigest=str(actual),
+                )
+            try:
+                return parse_manifest(data, content_type, want)
+            except ManifestError as exc:
+                raise UpstreamProtocolError(
+                    f"manifest {reference} from {self.host} is rejected: {exc}",
+                    host=self.host,
+                    reason="UPSTREAM_MANIFEST_INVALID",
+                    reference=reference,
+                ) from exc
+
+        return await self._retrying(attempt)
+
+    async def fetch_blob(
+        self,
+        blob: Descriptor,
+        storage: BlobStorage,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """Download a blob into storage, verified; restarts from zero on a retryable failure."""
+        foreign = blob.is_foreign and bool(blob.urls)
+        url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
+
+        async def attempt() -> None:
+            received = 0
+            try:
+                async with (
+                    storage.writer(blob.digest, blob.size) as writer,
+                    self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp,
+                ):
+                    await self._raise_for_status(resp, f"blob {blob.digest}")
+                    started = time.monotonic()
+                    deadline = started + BLOB_GRACE_SECONDS + blob.size / MIN_BLOB_THROUGHPUT
+                    async for chunk in resp.content.iter_chunked(BLOB_CHUNK):
+                        await writer.write(chunk)
+                        received += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                        if writer.size > blob.size:
+                            break  # more than announced: fail verification now
+                        if time.monotonic() > deadline:
+                            raise UpstreamUnavailable(
+                                f"blob {blob.digest} from {self.host} arrives too slowly",
+                                host=self.host,
+                                reason="UPSTREAM_TOO_SLOW",
+                                digest=str(blob.digest),
+                            )
+                    await writer.commit(self.host)
+            except BaseException:
+                if on_bytes is not None and received:
+                    on_bytes(-received)  # the retry starts over
+                raise
+
+        await self._retrying(attempt)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _get_tags_page(self, url: str) -> tuple[list[str], str | None]:
+        async with self._send("GET", url, "tag_list", {"Accept": "application/json"}) as resp:
+            if resp.status == 404:
+                raise UpstreamRejected(
+                    f"repository {self._name} not found on {self.host}",
+                    host=self.host,
+                    status=404,
+                    reason="UPSTREAM_NAME_UNKNOWN",
+                    upstreamName=self._name,
+                )
+            await self._raise_for_status(resp, "tag list")
+            body = await read_capped(resp, MAX_TAG_PAGE_BYTES, self.host, "tag list")
+            link = _next_link(resp.headers.getall("Link", []))
+        try:
+            tags = json.loads(body).get("tags") or []
+        except (ValueError, AttributeError) as exc:
+            raise UpstreamProtocolError(
+                f"{self.host} sent an invalid tag list", host=self.host
+            ) from exc
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
+        return tags, link
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        tries = self._remote.max_retries + 1
+        for number in range(1, tries + 1):
+            try:
+                return await attempt()
+            except UpstreamError as exc:
+                if not _is_retryable(exc) or number == tries:
+                    raise
+                assert isinstance(exc, UpstreamUnavailable)
+                delay = min(BACKOFF_MAX, self._backoff_base * 2 ** (number - 1))
+                delay = random.uniform(delay / 2, delay)  # jitter: syncs must not retry in step
+                if exc.retry_after is not None:
+                    self._hosts.back_off(self.host, exc.retry_after)
+                    delay = max(delay, min(exc.retry_after, BACKOFF_MAX * 10))
+                log.info("retrying %s after %.2fs: %s", self.host, delay, exc.message)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _send(
+        self, method: str, url: str, kind: str, headers: dict[str, str], *, credentials: bool = True
+    ) -> _Exchange:
+        return _Exchange(self, method, url, kind, headers, credentials)
+
+    async def _raise_for_status(self, resp: aiohttp.ClientResponse, what: str) -> None:
+        if 200 <= resp.status < 300:
+            return
+        body = b""
+        try:
+            body = await read_capped(resp, MAX_ERROR_BYTES, self.host, "error body")
+        except UpstreamError:
+            pass
+        detail = body[:200].decode("utf-8", "replace").strip()
+        status = resp.status
+        if status in (401, 403):
+            raise UpstreamAuthError(
+                f"{self.host} denied access to {what} of {self._name} (HTTP {status})",
+                host=self.host,
+                httpStatus=status,
+            )
+        if status in (408, 429) or status >= 500:
+            raise UpstreamUnavailable(
+                f"{self.host} answered HTTP {status} for {what}",
+                host=self.host,
+                status=status,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
+        raise UpstreamRejected(
+            f"{self.host} answered HTTP {status} for {what}: {detail}",
+            host=self.host,
+            status=status,
+        )
+
+
+def _next_link(values: list[str]) -> str | None:
+    for value in values:
+        for part in value.split(","):
+            target, _, params = part.partition(";")
+            if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+                return target.strip().strip("<>")
+    return None
+
+
+class _Exchange:
+    """One request with auth, redirects, throttling and error mapping; yields the response."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: str,
+        kind: str,
+        headers: dict[str, str],
+        credentials: bool,
+    ) -> None:
+        self._up = upstream
+        self._method = method
+        self._url = url
+        self._kind = kind
+        self._headers = headers
+        self._credentials = credentials
+        self._response: aiohttp.ClientResponse | None = None
+        self._slot_held = False
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        up = self._up
+        await up._hosts.wait_ready(up.host)
+        await up._slots.acquire()
+        self._slot_held = True
+        try:
+            self._response = await self._follow()
+        except BaseException:
+            self._release()
+            raise
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            self._response.release()
+        self._release()
+
+    def _release(self) -> None:
+        if self._slot_held:
+            self._slot_held = False
+            self._up._slots.release()
+
+    async def _follow(self) -> aiohttp.ClientResponse:
+        up = self._up
+        url = self._url
+        answered_challenge = False
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = dict(self._headers)
+            send_auth = self._credentials and up._auth.may_receive_credentials(url)
+            if send_auth and (auth := up._auth.header_for(up._scope)):
+                headers["Authorization"] = auth
+            await up._rate.acquire()
+            up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
+            try:
+                resp = await up._session.request(
+                    self._method, url, headers=headers, allow_redirects=False, **up._proxy
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise UpstreamUnavailable(
+                    f"{urlsplit(url).netloc} unreachable: {exc.__class__.__name__}: {exc}",
+                    host=up.host,
+                ) from exc
+            if resp.status == 401 and send_auth and not answered_challenge:
+                challenge = resp.headers.get("WWW-Authenticate")
+                resp.release()
+                await up._auth.answer(challenge, up._scope, up._proxy)
+                answered_challenge = True
+                continue
+            if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                target = urljoin(url, resp.headers["Location"])
+                resp.release()
+                if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+                    raise UpstreamProtocolError(
+                        f"{up.host} redirected https to http ({target}); refused",
+                        host=up.host,
+                        reason="UPSTREAM_REDIRECT_REFUSED",
+                    )
+                url = target
+                continue
+            if resp.status == 401 and answered_challenge:
+                resp.release()
+                raise UpstreamAuthError(
+                    f"{up.host} refused the credentials of {up._remote.name}",
+                    host=up.host,
+                    httpStatus=401,
+                )
+            return resp
+        raise UpstreamProtocolError(
+            f"{up.host} redirected more than {MAX_REDIRECTS} times", host=up.host
+        )
