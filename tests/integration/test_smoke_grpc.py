@@ -1,0 +1,15 @@
+"""Smoke: the real server answers on both databases."""
+
+import grpc
+
+from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
+
+
+async def test_create_and_list_repository(grpc_target: str) -> None:
+    async with grpc.aio.insecure_channel(grpc_target) as channel:
+        stub = pb_grpc.RepositoryServiceStub(channel)
+        created = await stub.CreateRepository(pb.CreateRepositoryRequest(repository_id="codzo"))
+        assert created.repository.latest_version == "repositories/codzo/versions/0"
+        listed = await stub.ListRepositories(pb.ListRepositoriesRequest())
+        assert [r.name for r in listed.repositories] == ["repositories/codzo"]
