@@ -1,0 +1,400 @@
+"""Handlers of the ``mirrorctl`` commands.
+
+Each handler takes the sync client, the parsed arguments and the :class:`~client.render.Output`
+and returns the exit status; gRPC failures propagate as
+:class:`~client.errors.MirrorClientError` for :func:`client.cli.main` to report.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from protos import mirror_pb2 as pb
+
+from .names import (
+    distribution_name,
+    remote_name,
+    repository_name,
+    short_id,
+    version_name,
+)
+from .options import remote_fields
+from .progress import TaskEvent, follow_task
+from .render import (
+    Output,
+    compact_counts,
+    content_row,
+    enum_label,
+    format_timestamp,
+    task_error_line,
+    task_state,
+    to_dict,
+)
+from .sync_client import MirrorClient
+
+if TYPE_CHECKING:
+    from .sync_client import ResponseStream
+
+__all__ = ["UsageError"]
+
+_FINAL_STATES = (pb.TASK_STATE_COMPLETED, pb.TASK_STATE_FAILED, pb.TASK_STATE_CANCELED)
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit status 2)."""
+
+
+def _deleted(out: Output, name: str) -> int:
+    """Report a deletion."""
+    if out.json:
+        out.document({"deleted": name})
+    else:
+        out.line(f"deleted {name}")
+    return 0
+
+
+# -- repositories -------------------------------------------------------------------------
+
+
+def _repository_row(r: pb.Repository) -> list[str]:
+    """Table row of a repository."""
+    retain = str(r.retain_versions) if r.retain_versions else "all"
+    mirror = "yes" if r.mirror else "no"
+    return [r.name, str(r.latest_version_number), retain, mirror, r.description]
+
+
+def repository_create(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repository create``."""
+    out.resource(client.create_repository(args.name, args.description, args.retain_versions))
+    return 0
+
+
+def repository_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repository list``."""
+    headers = ["NAME", "LATEST", "RETAIN", "MIRROR", "DESCRIPTION"]
+    out.resources(client.iter_repositories(), headers, _repository_row)
+    return 0
+
+
+def repository_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repository show``."""
+    out.resource(client.get_repository(args.name))
+    return 0
+
+
+def repository_update(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repository update``: only the options given are updated."""
+    if args.description is None and args.retain_versions is None:
+        raise UsageError("nothing to update: give --description and/or --retain-versions")
+    repository = client.update_repository(
+        args.name, description=args.description, retain_versions=args.retain_versions
+    )
+    out.resource(repository)
+    return 0
+
+
+def repository_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repository delete``."""
+    client.delete_repository(args.name)
+    return _deleted(out, repository_name(args.name))
+
+
+# -- remotes ------------------------------------------------------------------------------
+
+
+def _remote_row(r: pb.Remote) -> list[str]:
+    """Table row of a remote."""
+    tags = ",".join(r.include_tags) or "*"
+    if r.exclude_tags:
+        tags += " -" + ",-".join(r.exclude_tags)
+    policy = enum_label(pb.Policy.DESCRIPTOR, r.policy)
+    return [r.name, r.url, r.upstream_name, policy, tags]
+
+
+def remote_create(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``remote create``."""
+    fields = remote_fields(args)
+    url, upstream = fields.pop("url"), fields.pop("upstream_name")
+    out.resource(client.create_remote(args.name, url, upstream, **fields))
+    return 0
+
+
+def remote_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``remote list``."""
+    out.resources(client.iter_remotes(), ["NAME", "URL", "UPSTREAM", "POLICY", "TAGS"], _remote_row)
+    return 0
+
+
+def remote_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``remote show``."""
+    out.resource(client.get_remote(args.name))
+    return 0
+
+
+def remote_update(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``remote update``: the mask names exactly the options given."""
+    fields = remote_fields(args)
+    if not fields:
+        raise UsageError("nothing to update: give at least one remote option")
+    out.resource(client.update_remote(args.name, **fields))
+    return 0
+
+
+def remote_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``remote delete``."""
+    client.delete_remote(args.name)
+    return _deleted(out, remote_name(args.name))
+
+
+# -- versions -----------------------------------------------------------------------------
+
+
+def _version_row(v: pb.Version) -> list[str]:
+    """Table row of a version."""
+    s = v.content_summary
+    return [
+        str(v.number),
+        format_timestamp(v.create_time),
+        short_id(v.base_version) if v.base_version else "-",
+        compact_counts(s.added),
+        compact_counts(s.removed),
+        compact_counts(s.present),
+    ]
+
+
+def version_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``version list``."""
+    headers = ["NUMBER", "CREATED", "BASE", "ADDED", "REMOVED", "PRESENT"]
+    out.resources(client.iter_versions(args.repository), headers, _version_row)
+    return 0
+
+
+def version_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``version show``: the version with its content summary."""
+    out.resource(client.get_version(args.repository, args.number))
+    return 0
+
+
+def version_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``version delete``."""
+    client.delete_version(args.repository, args.number)
+    return _deleted(out, version_name(args.repository, args.number))
+
+
+# -- content ------------------------------------------------------------------------------
+
+
+def content_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content list``."""
+    items = client.iter_content(
+        args.repository, args.version, content_type=args.type or "", membership=args.membership
+    )
+    out.resources(items, ["TYPE", "ID", "DETAILS"], content_row)
+    return 0
+
+
+def content_diff(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content diff``: every change, then the summary of added / removed per type."""
+    changes: list[pb.ContentChange] = []
+    summary = pb.ContentSummary()
+    token, seen = "", set()
+    while True:
+        page = client.diff_versions(
+            args.base,
+            args.target,
+            repository=args.repository,
+            content_type=args.type or "",
+            page_token=token,
+        )
+        if not token:
+            summary.CopyFrom(page.summary)
+        changes.extend(page.changes)
+        token = page.next_page_token
+        if not token or token in seen:
+            break
+        seen.add(token)
+    if out.json:
+        out.document({"changes": [to_dict(c) for c in changes], "summary": to_dict(summary)})
+        return 0
+    signs = {pb.CHANGE_KIND_ADDED: "+", pb.CHANGE_KIND_REMOVED: "-"}
+    rows = [[signs.get(c.kind, "?"), *content_row(c.content)] for c in changes]
+    out.table(["CHANGE", "TYPE", "ID", "DETAILS"], rows)
+    out.line()
+    out.summary(summary, present=False)
+    return 0
+
+
+# -- distributions ------------------------------------------------------------------------
+
+
+def _distribution_row(d: pb.Distribution) -> list[str]:
+    """Table row of a distribution."""
+    serves = d.version or (f"{d.repository} (latest)" if d.repository else "-")
+    return [d.name, d.base_path, serves, d.registry_path]
+
+
+def _version_option(value: list[str] | None) -> str | None:
+    """``--version REPO NUMBER`` as a version name."""
+    if value is None:
+        return None
+    repository, number = value
+    if not number.isdigit():
+        raise UsageError(f"--version needs a version number, not {number!r}")
+    return version_name(repository, number)
+
+
+def distribution_create(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``distribution create``."""
+    distribution = client.create_distribution(
+        args.name,
+        args.base_path,
+        repository=args.repository,
+        version=_version_option(args.version),
+        description=args.description,
+    )
+    out.resource(distribution)
+    return 0
+
+
+def distribution_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``distribution list``."""
+    headers = ["NAME", "BASE PATH", "SERVES", "REGISTRY PATH"]
+    out.resources(client.iter_distributions(), headers, _distribution_row)
+    return 0
+
+
+def distribution_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``distribution show``."""
+    out.resource(client.get_distribution(args.name))
+    return 0
+
+
+def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``distribution update``: only the options given are updated."""
+    options = (args.base_path, args.repository, args.version, args.description)
+    if all(option is None for option in options):
+        raise UsageError(
+            "nothing to update: give --base-path, --repository, --version or --description"
+        )
+    distribution = client.update_distribution(
+        args.name,
+        base_path=args.base_path,
+        repository=args.repository,
+        version=_version_option(args.version),
+        description=args.description,
+    )
+    out.resource(distribution)
+    return 0
+
+
+def distribution_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``distribution delete``."""
+    client.delete_distribution(args.name)
+    return _deleted(out, distribution_name(args.name))
+
+
+# -- tasks and syncs ----------------------------------------------------------------------
+
+
+def _task_row(t: pb.Task) -> list[str]:
+    """Table row of a task."""
+    parameters = " ".join(f"{k}={t.parameters[k]}" for k in sorted(t.parameters))
+    return [t.name, t.kind, task_state(t), format_timestamp(t.create_time), parameters]
+
+
+def task_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``task list``."""
+    reserved = repository_name(args.repository) if args.repository else ""
+    tasks = client.iter_tasks(state=args.state or 0, reserved_resource=reserved)
+    out.resources(tasks, ["NAME", "KIND", "STATE", "CREATED", "PARAMETERS"], _task_row)
+    return 0
+
+
+def task_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``task show``."""
+    out.resource(client.get_task(args.id))
+    return 0
+
+
+def task_cancel(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``task cancel``."""
+    out.resource(client.cancel_task(args.id))
+    return 0
+
+
+def task_watch(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``task watch``: follow the task like ``sync`` does."""
+    return _follow(client, client.watch_task(args.id), out)
+
+
+def sync(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``sync``: stream the task's progress, or with ``--detach`` print the queued task."""
+    if args.detach:
+        out.resource(client.start_sync(args.repository, args.remote, args.mirror, args.request_id))
+        return 0
+    stream = client.sync(args.repository, args.remote, args.mirror, args.request_id)
+    return _follow(client, stream, out)
+
+
+class _Recorder:
+    """Pass events through, remembering the last task seen (for the interrupt message)."""
+
+    def __init__(self, events: Iterable[TaskEvent]) -> None:
+        self.events = events
+        self.task: pb.Task | None = None
+
+    def __iter__(self) -> Iterator[TaskEvent]:
+        for event in self.events:
+            self.task = event.task
+            yield event
+
+
+def _created_version(task: pb.Task) -> str | None:
+    """Return the version a task created, if any."""
+    return next((name for name in task.created_resources if "/versions/" in name), None)
+
+
+def _follow(client: MirrorClient, stream: ResponseStream[Any], out: Output) -> int:
+    """Follow a task stream to its end, then report the outcome and the version created."""
+    recorder = _Recorder(stream)
+    try:
+        with stream:
+            if out.json:
+                for _ in recorder:
+                    pass
+                task = recorder.task
+            else:
+                task = follow_task(recorder, out.console, live=out.tty)
+    except KeyboardInterrupt:
+        if recorder.task is not None:
+            name = recorder.task.name
+            print(
+                f"interrupted: {name} goes on on the server "
+                f"(mirrorctl task watch {short_id(name)} / task cancel {short_id(name)})",
+                file=sys.stderr,
+            )
+        raise
+    if task is None:
+        print("error: the task stream ended without any event", file=sys.stderr)
+        return 1
+    version_name_ = _created_version(task) if task.state == pb.TASK_STATE_COMPLETED else None
+    version = client.get_version(version_name_) if version_name_ else None
+    if out.json:
+        out.document({"task": to_dict(task), "version": to_dict(version) if version else None})
+    elif task.state == pb.TASK_STATE_COMPLETED:
+        if version is not None:
+            out.line(f"created {version.name}")
+            out.summary(version.content_summary)
+        else:
+            out.line(f"{task.name} completed; no new version was created")
+    if task.state in (pb.TASK_STATE_FAILED, pb.TASK_STATE_CANCELED):
+        detail = task_error_line(task.error) if task.HasField("error") else "no error reported"
+        print(f"error: {task.name} {task_state(task)}: {detail}", file=sys.stderr)
+        return 1
+    if task.state not in _FINAL_STATES:
+        print(f"error: the stream ended while {task.name} was {task_state(task)}", file=sys.stderr)
+        return 1
+    return 0

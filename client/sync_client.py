@@ -1,0 +1,467 @@
+"""Blocking client of the mirror service, over grpc's synchronous channel.
+
+Used by the ``mirrorctl`` CLI. Every method is a thin wrapper of one RPC that accepts short
+ids as well as full resource names, returns proto messages and raises
+:class:`~client.errors.MirrorClientError` for every gRPC error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import grpc
+
+from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
+
+from . import builders
+from .errors import MirrorClientError
+from .names import distribution_name, remote_name, repository_name, task_name, version_name
+
+__all__ = ["DEFAULT_TARGET", "MirrorClient", "ResponseStream"]
+
+#: Where the service listens by default.
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+T = TypeVar("T")
+
+
+class ResponseStream(Generic[T]):
+    """An iterator over the responses of a server-streaming call.
+
+    The call starts when the stream is created; iterate to read events, call
+    :meth:`cancel` (or leave a ``with`` block) to stop early.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._cancelled = False
+
+    def __iter__(self) -> Self:
+        """Return the stream itself."""
+        return self
+
+    def __next__(self) -> T:
+        """Return the next response; gRPC errors surface as :class:`MirrorClientError`.
+
+        After :meth:`cancel` the stream simply ends.
+        """
+        if self._cancelled:
+            raise StopIteration
+        try:
+            return next(self._call)
+        except grpc.RpcError as err:
+            if self._cancelled:
+                raise StopIteration from None
+            raise MirrorClientError.from_rpc_error(err) from None
+
+    def cancel(self) -> None:
+        """Cancel the call (the server sees the client go away); the stream then ends."""
+        self._cancelled = True
+        self._call.cancel()
+
+    def __enter__(self) -> Self:
+        """Enter a block that cancels the call on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Cancel the call (a no-op once it has ended)."""
+        self.cancel()
+
+
+class MirrorClient:
+    """Synchronous client of every service in ``mirror.v1``.
+
+    Args:
+        target: ``host:port`` of the server.
+        credentials: TLS channel credentials; ``None`` uses an insecure channel.
+        options: Extra gRPC channel options.
+        timeout: Deadline in seconds for unary calls; ``None`` means none.
+        channel: A ready channel to use instead of creating one (it is then not closed by
+            :meth:`close`); tests pass a ``grpc_testing`` channel here.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] | None = None,
+        timeout: float | None = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._owns_channel = channel is None
+        if channel is None:
+            if credentials is None:
+                channel = grpc.insecure_channel(target, options=options)
+            else:
+                channel = grpc.secure_channel(target, credentials, options=options)
+        self.channel = channel
+        self._repositories = pb_grpc.RepositoryServiceStub(channel)
+        self._remotes = pb_grpc.RemoteServiceStub(channel)
+        self._sync = pb_grpc.SyncServiceStub(channel)
+        self._versions = pb_grpc.VersionServiceStub(channel)
+        self._content = pb_grpc.ContentServiceStub(channel)
+        self._distributions = pb_grpc.DistributionServiceStub(channel)
+        self._tasks = pb_grpc.TaskServiceStub(channel)
+
+    def close(self) -> None:
+        """Close the channel (unless it was passed in)."""
+        if self._owns_channel:
+            self.channel.close()
+
+    def __enter__(self) -> Self:
+        """Use the client in a ``with`` block that closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the channel."""
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        """Invoke a unary method, translating gRPC errors."""
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise MirrorClientError.from_rpc_error(err) from None
+
+    def _stream(self, method: Callable[..., Any], request: Any) -> ResponseStream[Any]:
+        """Start a server-streaming method (no deadline: streams last as long as the task)."""
+        try:
+            return ResponseStream(method(request))
+        except grpc.RpcError as err:
+            raise MirrorClientError.from_rpc_error(err) from None
+
+    def _pages(self, method: Callable[..., Any], request: Any, items: str) -> Iterator[Any]:
+        """Yield the ``items`` of every page, following ``next_page_token``."""
+        seen: set[str] = set()
+        while True:
+            response = self._call(method, request)
+            yield from getattr(response, items)
+            token = response.next_page_token
+            if not token:
+                return
+            if token in seen:
+                raise RuntimeError(f"server repeated page token {token!r}")
+            seen.add(token)
+            request.page_token = token
+
+    # -- repositories -----------------------------------------------------------------------
+
+    def create_repository(
+        self, repository_id: str, description: str = "", retain_versions: int = 0
+    ) -> pb.Repository:
+        """Create ``repositories/{repository_id}`` with an empty version 0."""
+        request = builders.create_repository_request(repository_id, description, retain_versions)
+        return self._call(self._repositories.CreateRepository, request).repository
+
+    def get_repository(self, name: str) -> pb.Repository:
+        """Return one repository."""
+        request = pb.GetRepositoryRequest(name=repository_name(name))
+        return self._call(self._repositories.GetRepository, request).repository
+
+    def list_repositories(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListRepositoriesResponse:
+        """Return one page of repositories, ordered by name."""
+        request = pb.ListRepositoriesRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._repositories.ListRepositories, request)
+
+    def iter_repositories(self, page_size: int = 0) -> Iterator[pb.Repository]:
+        """Yield every repository, following page tokens."""
+        request = pb.ListRepositoriesRequest(page_size=page_size)
+        return self._pages(self._repositories.ListRepositories, request, "repositories")
+
+    def update_repository(
+        self, name: str, *, description: str | None = None, retain_versions: int | None = None
+    ) -> pb.Repository:
+        """Update the given fields only (the mask names exactly those)."""
+        request = builders.update_repository_request(
+            name, description=description, retain_versions=retain_versions
+        )
+        return self._call(self._repositories.UpdateRepository, request).repository
+
+    def delete_repository(self, name: str) -> None:
+        """Delete a repository with its versions."""
+        request = pb.DeleteRepositoryRequest(name=repository_name(name))
+        self._call(self._repositories.DeleteRepository, request)
+
+    # -- remotes ----------------------------------------------------------------------------
+
+    def create_remote(
+        self, remote_id: str, url: str, upstream_name: str, **fields: Any
+    ) -> pb.Remote:
+        """Create ``remotes/{remote_id}``; ``fields`` are any other input fields of Remote."""
+        request = builders.create_remote_request(remote_id, url, upstream_name, **fields)
+        return self._call(self._remotes.CreateRemote, request).remote
+
+    def get_remote(self, name: str) -> pb.Remote:
+        """Return one remote (secrets only as ``*_set`` flags)."""
+        request = pb.GetRemoteRequest(name=remote_name(name))
+        return self._call(self._remotes.GetRemote, request).remote
+
+    def list_remotes(self, page_size: int = 0, page_token: str = "") -> pb.ListRemotesResponse:
+        """Return one page of remotes, ordered by name."""
+        request = pb.ListRemotesRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._remotes.ListRemotes, request)
+
+    def iter_remotes(self, page_size: int = 0) -> Iterator[pb.Remote]:
+        """Yield every remote, following page tokens."""
+        request = pb.ListRemotesRequest(page_size=page_size)
+        return self._pages(self._remotes.ListRemotes, request, "remotes")
+
+    def update_remote(self, name: str, **fields: Any) -> pb.Remote:
+        """Update exactly the keyword fields given; ``None`` resets a field to its default."""
+        request = builders.update_remote_request(name, **fields)
+        return self._call(self._remotes.UpdateRemote, request).remote
+
+    def delete_remote(self, name: str) -> None:
+        """Delete a remote."""
+        request = pb.DeleteRemoteRequest(name=remote_name(name))
+        self._call(self._remotes.DeleteRemote, request)
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def get_version(self, name: str, number: int | str | None = None) -> pb.Version:
+        """Return a version: a version name, or a repository and a number (default latest)."""
+        request = pb.GetVersionRequest(name=version_name(name, number))
+        return self._call(self._versions.GetVersion, request).version
+
+    def list_versions(
+        self, repository: str, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListVersionsResponse:
+        """Return one page of a repository's versions, newest first."""
+        request = pb.ListVersionsRequest(
+            parent=repository_name(repository), page_size=page_size, page_token=page_token
+        )
+        return self._call(self._versions.ListVersions, request)
+
+    def iter_versions(self, repository: str, page_size: int = 0) -> Iterator[pb.Version]:
+        """Yield every version of a repository, newest first."""
+        request = pb.ListVersionsRequest(parent=repository_name(repository), page_size=page_size)
+        return self._pages(self._versions.ListVersions, request, "versions")
+
+    def delete_version(self, name: str, number: int | str | None = None) -> None:
+        """Delete a version: a version name, or a repository and an explicit number."""
+        request = pb.DeleteVersionRequest(name=builders.explicit_version_name(name, number))
+        self._call(self._versions.DeleteVersion, request)
+
+    # -- content ----------------------------------------------------------------------------
+
+    def list_content(
+        self,
+        version: str,
+        number: int | str | None = None,
+        *,
+        content_type: str = "",
+        membership: int | str = 0,
+        manifest_digest: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.ListContentResponse:
+        """Return one page of a version's content (``number`` ``None`` means latest)."""
+        request = builders.list_content_request(
+            version,
+            number,
+            content_type=content_type,
+            membership=membership,
+            manifest_digest=manifest_digest,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._call(self._content.ListContent, request)
+
+    def iter_content(
+        self,
+        version: str,
+        number: int | str | None = None,
+        *,
+        content_type: str = "",
+        membership: int | str = 0,
+        manifest_digest: str = "",
+        page_size: int = 0,
+    ) -> Iterator[pb.Content]:
+        """Yield all of a version's content that matches the filters."""
+        request = builders.list_content_request(
+            version,
+            number,
+            content_type=content_type,
+            membership=membership,
+            manifest_digest=manifest_digest,
+            page_size=page_size,
+        )
+        return self._pages(self._content.ListContent, request, "content")
+
+    def diff_versions(
+        self,
+        base_version: str | int,
+        target_version: str | int,
+        *,
+        repository: str | None = None,
+        content_type: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.DiffVersionsResponse:
+        """Return one page of changes between two versions, with the overall summary."""
+        request = builders.diff_versions_request(
+            base_version,
+            target_version,
+            repository=repository,
+            content_type=content_type,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._call(self._content.DiffVersions, request)
+
+    def iter_changes(
+        self,
+        base_version: str | int,
+        target_version: str | int,
+        *,
+        repository: str | None = None,
+        content_type: str = "",
+        page_size: int = 0,
+    ) -> Iterator[pb.ContentChange]:
+        """Yield every change between two versions."""
+        request = builders.diff_versions_request(
+            base_version,
+            target_version,
+            repository=repository,
+            content_type=content_type,
+            page_size=page_size,
+        )
+        return self._pages(self._content.DiffVersions, request, "changes")
+
+    # -- distributions ----------------------------------------------------------------------
+
+    def create_distribution(
+        self,
+        distribution_id: str,
+        base_path: str,
+        *,
+        repository: str | None = None,
+        version: str | None = None,
+        description: str = "",
+    ) -> pb.Distribution:
+        """Create a distribution of a repository (latest) or of one pinned version."""
+        request = builders.create_distribution_request(
+            distribution_id,
+            base_path,
+            repository=repository,
+            version=version,
+            description=description,
+        )
+        return self._call(self._distributions.CreateDistribution, request).distribution
+
+    def get_distribution(self, name: str) -> pb.Distribution:
+        """Return one distribution."""
+        request = pb.GetDistributionRequest(name=distribution_name(name))
+        return self._call(self._distributions.GetDistribution, request).distribution
+
+    def list_distributions(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListDistributionsResponse:
+        """Return one page of distributions, ordered by name."""
+        request = pb.ListDistributionsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._distributions.ListDistributions, request)
+
+    def iter_distributions(self, page_size: int = 0) -> Iterator[pb.Distribution]:
+        """Yield every distribution, following page tokens."""
+        request = pb.ListDistributionsRequest(page_size=page_size)
+        return self._pages(self._distributions.ListDistributions, request, "distributions")
+
+    def update_distribution(
+        self,
+        name: str,
+        *,
+        base_path: str | None = None,
+        repository: str | None = None,
+        version: str | None = None,
+        description: str | None = None,
+    ) -> pb.Distribution:
+        """Update the given fields only; ``repository`` / ``version`` replace each other."""
+        request = builders.update_distribution_request(
+            name,
+            base_path=base_path,
+            repository=repository,
+            version=version,
+            description=description,
+        )
+        return self._call(self._distributions.UpdateDistribution, request).distribution
+
+    def delete_distribution(self, name: str) -> None:
+        """Delete a distribution."""
+        request = pb.DeleteDistributionRequest(name=distribution_name(name))
+        self._call(self._distributions.DeleteDistribution, request)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def get_task(self, name: str) -> pb.Task:
+        """Return one task (``tasks/<uuid>`` or a bare uuid)."""
+        request = pb.GetTaskRequest(name=task_name(name))
+        return self._call(self._tasks.GetTask, request).task
+
+    def list_tasks(
+        self,
+        page_size: int = 0,
+        page_token: str = "",
+        *,
+        state: int | str = 0,
+        reserved_resource: str = "",
+    ) -> pb.ListTasksResponse:
+        """Return one page of tasks, newest first."""
+        request = builders.list_tasks_request(
+            page_size, page_token, state=state, reserved_resource=reserved_resource
+        )
+        return self._call(self._tasks.ListTasks, request)
+
+    def iter_tasks(
+        self, *, state: int | str = 0, reserved_resource: str = "", page_size: int = 0
+    ) -> Iterator[pb.Task]:
+        """Yield every task matching the filters, newest first."""
+        request = builders.list_tasks_request(
+            page_size, state=state, reserved_resource=reserved_resource
+        )
+        return self._pages(self._tasks.ListTasks, request, "tasks")
+
+    def cancel_task(self, name: str) -> pb.Task:
+        """Cancel a queued or running task and return it."""
+        request = pb.CancelTaskRequest(name=task_name(name))
+        return self._call(self._tasks.CancelTask, request).task
+
+    def watch_task(self, name: str) -> ResponseStream[pb.WatchTaskResponse]:
+        """Stream a task's events until it ends."""
+        request = pb.WatchTaskRequest(name=task_name(name))
+        return self._stream(self._tasks.WatchTask, request)
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def start_sync(
+        self, repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+    ) -> pb.Task:
+        """Start a sync task and return it (queued) at once."""
+        request = builders.start_sync_request(repository, remote, mirror, request_id)
+        return self._call(self._sync.StartSync, request).task
+
+    def sync(
+        self, repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+    ) -> ResponseStream[pb.SyncResponse]:
+        """Start a sync task and stream its events until it ends."""
+        request = builders.sync_request(repository, remote, mirror, request_id)
+        return self._stream(self._sync.Sync, request)
