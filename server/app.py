@@ -10,25 +10,32 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
+from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.registry.ondemand import PullThrough
+from server.services.content import ContentServicer
+from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
-from server.services.unimplemented import register_unimplemented
 from server.services.versions import VersionServicer
 from server.storage.blobs import BlobStorage
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
+from server.store.content_queries import ContentQueries
 from server.store.db import Database
+from server.store.distributions import DistributionStore
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
+from server.store.serving import ServingQueries
 from server.store.tasks import TaskStore
 from server.store.versions import VersionStore
 from server.sync.engine import SYNC_KIND, SyncEngine
@@ -57,6 +64,10 @@ class Services:
     storage: BlobStorage
     content: ContentStore
     engine: SyncEngine
+    distributions: DistributionStore
+    pull_through: PullThrough
+    registry_host: str = ""
+    """`host:port` of the registry endpoint once it listens (for `registry_path`)."""
 
 
 @contextlib.asynccontextmanager
@@ -72,6 +83,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             storage.clear_temp()
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
+        hosts = Hosts()
         engine = SyncEngine(
             repositories,
             remotes,
@@ -79,7 +91,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             content,
             VersionCommitter(db),
             storage,
-            Hosts(),
+            hosts,
             backoff_base=settings.retry_backoff,
         )
         tasks = TaskStore(db)
@@ -105,12 +117,16 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             storage=storage,
             content=content,
             engine=engine,
+            distributions=DistributionStore(db),
+            pull_through=PullThrough(remotes, storage, hosts),
+            registry_host=settings.registry_address,
         )
         await runner.start()
         try:
             yield services
         finally:
             await runner.stop()
+            await services.pull_through.aclose()
     finally:
         await db.dispose()
 
@@ -135,7 +151,12 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
         ),
         server,
     )
-    register_unimplemented(server)
+    pb_grpc.add_ContentServiceServicer_to_server(
+        ContentServicer(ContentQueries(services.db, services.storage)), server
+    )
+    pb_grpc.add_DistributionServiceServicer_to_server(
+        DistributionServicer(services.distributions, lambda: services.registry_host), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -157,6 +178,19 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
     return server, port
 
 
+async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
+    """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
+    app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
+    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    await runner.setup()
+    host, _, port = address.rpartition(":")
+    site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    services.registry_host = f"{host}:{bound}"
+    return runner, bound
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly."""
     stop = asyncio.Event()
@@ -165,9 +199,11 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with build_services(settings) as services:
         server, _port = await start_grpc(services, settings.grpc_address)
+        registry, _ = await start_registry(services, settings.registry_address)
         log.info(
-            "mirror serving gRPC on %s (database %s, data %s)",
+            "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
             settings.grpc_address,
+            services.registry_host,
             services.db.url.render_as_string(hide_password=True),
             settings.data_dir,
         )
@@ -176,3 +212,4 @@ async def serve(settings: Settings) -> None:
             log.info("shutting down")
         finally:
             await server.stop(SHUTDOWN_GRACE)
+            await registry.cleanup()

@@ -75,6 +75,7 @@ class DistributionName:
 
 
 LATEST = "latest"
+_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() accepts other scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class VersionName:
         repository = RepositoryName.parse(head, field)
         if tail == LATEST and allow_latest:
             return cls(repository, None)
-        if not tail.isdigit() or len(tail) > 18:
+        if not _NUMBER.fullmatch(tail):
             raise InvalidArgument(
                 f"version must be a non-negative number"
                 f"{' or latest' if allow_latest else ''}, got {tail!r}",

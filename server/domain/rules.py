@@ -119,7 +119,9 @@ def remote_violations(remote: Remote) -> list[FieldViolation]:
             bad.append(
                 FieldViolation(f"remote.{field}", f"must be a finite number >= 0, got {value}")
             )
-    for key, _ in remote.headers:
+    for key, value in remote.headers:
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            bad.append(FieldViolation("remote.headers", f"value of {key!r} has control characters"))
         if not _HEADER_NAME.fullmatch(key):
             bad.append(FieldViolation("remote.headers", f"{key!r} is not a valid header name"))
         elif key.lower() in _RESERVED_HEADERS:

@@ -9,7 +9,7 @@ from sqlalchemy import and_, select, update
 from server.domain.plan import ContentKey, VersionPlan, plan_version
 from server.domain.resources import TAG, Version
 from server.store.db import Database
-from server.store.membership import present_in, summary_json
+from server.store.membership import present_in, summary_of
 from server.store.repositories import load_row
 from server.store.schema import (
     RepositoryContentRow as RC,
@@ -90,13 +90,12 @@ class VersionCommitter:
                 )
                 for content_type, content_id in sorted(plan.added)
             )
-            await session.flush()
             version = VersionRow(
                 repository_id=repo.id,
                 number=number,
                 base_number=base,
                 create_time=utcnow(),
-                summary=await summary_json(session, repo.id, base, number),
+                summary=summary_of(present, plan.target),
             )
             session.add(version)
             repo.latest_version = number

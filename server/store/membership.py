@@ -1,58 +1,61 @@
 """Queries over `repository_content`: which content a version holds, and what changed.
 
 Content is present in version v when `version_added <= v` and (`version_removed` is NULL or
-`> v`). Between versions a < b (a = -1 for "nothing"):
-  added   = present in b, not in a: a < version_added <= b, not removed by b
-  removed = present in a, not in b: version_added <= a < version_removed <= b
+`> v`). Differences between versions are computed on sets of content keys, which stays right
+when a unit was removed and re-added in between (two membership rows, one content unit).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
+from server.domain.plan import ContentKey
 from server.store.schema import RepositoryContentRow as RC
-
-NOTHING = -1
 
 
 def present_in(version: int) -> ColumnElement[bool]:
     return and_(
-        RC.version_added <= version, or_(RC.version_removed.is_(None), RC.version_removed > version)
+        RC.version_added <= version,
+        or_(RC.version_removed.is_(None), RC.version_removed > version),
     )
 
 
-def added_between(a: int, b: int) -> ColumnElement[bool]:
-    return and_(
-        RC.version_added > a,
-        RC.version_added <= b,
-        or_(RC.version_removed.is_(None), RC.version_removed > b),
-    )
-
-
-def removed_between(a: int, b: int) -> ColumnElement[bool]:
-    return and_(RC.version_added <= a, RC.version_removed > a, RC.version_removed <= b)
-
-
-async def count_by_type(
-    session: Any, repository_pk: int, clause: ColumnElement[bool]
-) -> dict[str, int]:
+async def present_keys(session: Any, repository_pk: int, version: int | None) -> set[ContentKey]:
+    """The content keys of a version; the empty set for None (before version 0)."""
+    if version is None:
+        return set()
     rows = await session.execute(
-        select(RC.content_type, func.count())
-        .where(RC.repository_id == repository_pk, clause)
-        .group_by(RC.content_type)
+        select(RC.content_type, RC.content_id).where(
+            RC.repository_id == repository_pk, present_in(version)
+        )
     )
-    return {content_type: count for content_type, count in rows}
+    return {(t, cid) for t, cid in rows}
+
+
+def count_by_type(keys: Iterable[ContentKey]) -> dict[str, int]:
+    return dict(Counter(t for t, _ in keys))
+
+
+def summary_of(
+    base: set[ContentKey] | frozenset[ContentKey], target: set[ContentKey] | frozenset[ContentKey]
+) -> dict[str, dict[str, int]]:
+    """The JSON content summary of `target` relative to `base`."""
+    return {
+        "added": count_by_type(target - base),
+        "removed": count_by_type(base - target),
+        "present": count_by_type(target),
+    }
 
 
 async def summary_json(
     session: Any, repository_pk: int, base: int | None, number: int
 ) -> dict[str, dict[str, int]]:
     """The content summary of version `number` relative to `base` (None: the empty set)."""
-    a = NOTHING if base is None else base
-    return {
-        "added": await count_by_type(session, repository_pk, added_between(a, number)),
-        "removed": await count_by_type(session, repository_pk, removed_between(a, number)),
-        "present": await count_by_type(session, repository_pk, present_in(number)),
-    }
+    return summary_of(
+        await present_keys(session, repository_pk, base),
+        await present_keys(session, repository_pk, number),
+    )

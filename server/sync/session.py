@@ -13,6 +13,7 @@ import aiohttp
 
 from server.domain.errors import InvalidArgument
 from server.domain.resources import Remote
+from server.sync.auth import basic_header
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
 DEFAULT_SOCK_READ_TIMEOUT = 60.0
@@ -23,12 +24,13 @@ class ProxySettings:
     """Keyword arguments for aiohttp requests that go through the remote's proxy."""
 
     url: str | None
-    auth: aiohttp.BasicAuth | None
+    authorization: str | None  # a Proxy-Authorization value (Basic), never logged
 
     def kwargs(self) -> dict[str, object]:
         if not self.url:
             return {}
-        return {"proxy": self.url, "proxy_auth": self.auth}
+        headers = {"Proxy-Authorization": self.authorization} if self.authorization else None
+        return {"proxy": self.url, "proxy_headers": headers}
 
 
 def ssl_context(remote: Remote) -> ssl.SSLContext | bool:
@@ -82,7 +84,7 @@ async def open_session(
     headers.setdefault("User-Agent", "mirror/0.1")
     proxy = ProxySettings(
         url=remote.proxy_url or None,
-        auth=aiohttp.BasicAuth(remote.proxy_username, remote.proxy_password)
+        authorization=basic_header(remote.proxy_username, remote.proxy_password)
         if remote.proxy_username
         else None,
     )

@@ -8,11 +8,12 @@ Retry-After (host-wide, through `Hosts`); other 4xx are final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit
@@ -229,6 +230,28 @@ class Upstream:
                 raise
 
         await self._retrying(attempt)
+
+    @contextlib.asynccontextmanager
+    async def open_blob(self, blob: Descriptor) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streaming GET of a blob (pull-through); retried only until the body starts."""
+        foreign = blob.is_foreign and bool(blob.urls)
+        url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
+
+        async def attempt() -> tuple[_Exchange, aiohttp.ClientResponse]:
+            exchange = self._send("GET", url, "blob_get", {}, credentials=not foreign)
+            resp = await exchange.__aenter__()
+            try:
+                await self._raise_for_status(resp, f"blob {blob.digest}")
+            except BaseException:
+                await exchange.__aexit__(None, None, None)
+                raise
+            return exchange, resp
+
+        exchange, resp = await self._retrying(attempt)
+        try:
+            yield resp
+        finally:
+            await exchange.__aexit__(None, None, None)
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The OCI distribution (pull) API over aiohttp.web, serving what distributions publish."""

@@ -1,0 +1,216 @@
+"""The pull side of the OCI distribution API, for what distributions publish.
+
+Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
+`/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
+Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
+`web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
+Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from server.domain.digests import Digest
+from server.domain.rules import is_oci_name, is_tag
+from server.registry import errors
+from server.registry.ondemand import PullThrough, descriptor
+from server.storage.blobs import BlobStorage
+from server.store.serving import Served, ServingQueries
+
+log = logging.getLogger("mirror.registry")
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+MAX_PAGE = 10_000
+
+SERVING = web.AppKey("serving", ServingQueries)
+STORAGE = web.AppKey("storage", BlobStorage)
+PULL_THROUGH = web.AppKey("pull_through", PullThrough)
+
+
+def _head(request: web.Request) -> bool:
+    return request.method == "HEAD"
+
+
+async def _served(request: web.Request) -> Served | web.Response:
+    name = request.match_info["name"]
+    if not is_oci_name(name):
+        return errors.error_response(errors.NAME_INVALID, {"name": name}, head=_head(request))
+    served = await request.app[SERVING].resolve(name)
+    if served is None:
+        return errors.error_response(errors.NAME_UNKNOWN, {"name": name}, head=_head(request))
+    return served
+
+
+def _page_args(request: web.Request) -> tuple[int | None, str] | web.Response:
+    raw = request.query.get("n")
+    if raw is None:
+        return None, request.query.get("last", "")
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > MAX_PAGE:
+        return errors.error_response(errors.PAGINATION_NUMBER_INVALID, {"n": raw})
+    return int(raw), request.query.get("last", "")
+
+
+def _paged(request: web.Request, key: str, items: list[str], limit: int | None) -> web.Response:
+    """A JSON list page with a `Link: <...>; rel="next"` header when more follow."""
+    headers = dict(API_VERSION)
+    if limit is not None and len(items) > limit:
+        items = items[:limit]
+        query = urlencode({"n": limit, "last": items[-1]})
+        headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+    body: dict[str, Any] = {key: items}
+    if key == "tags":
+        body = {"name": request.match_info["name"], "tags": items}
+    return web.json_response(body, headers=headers)
+
+
+async def base(request: web.Request) -> web.Response:
+    return web.json_response({}, headers=API_VERSION)
+
+
+async def catalog(request: web.Request) -> web.Response:
+    page = _page_args(request)
+    if isinstance(page, web.Response):
+        return page
+    limit, last = page
+    found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
+    return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
+
+
+async def tags_list(request: web.Request) -> web.Response:
+    served = await _served(request)
+    if isinstance(served, web.Response):
+        return served
+    page = _page_args(request)
+    if isinstance(page, web.Response):
+        return page
+    limit, last = page
+    if limit == 0:
+        return _paged(request, "tags", [], None)
+    found = await request.app[SERVING].tags(served, (limit or 1_000_000) + 1, last)
+    return _paged(request, "tags", found, limit)
+
+
+async def manifest(request: web.Request) -> web.Response:
+    head = _head(request)
+    served = await _served(request)
+    if isinstance(served, web.Response):
+        return served
+    reference = request.match_info["reference"]
+    queries = request.app[SERVING]
+    if ":" in reference:
+        if not Digest.is_valid(reference):
+            return errors.error_response(errors.DIGEST_INVALID, {"digest": reference}, head=head)
+        found = await queries.manifest_by_digest(served, reference)
+    elif is_tag(reference):
+        found = await queries.manifest_by_tag(served, reference)
+    else:
+        return errors.error_response(errors.TAG_INVALID, {"tag": reference}, head=head)
+    if found is None:
+        return errors.error_response(errors.MANIFEST_UNKNOWN, {"reference": reference}, head=head)
+    headers = {
+        **API_VERSION,
+        "Content-Type": found.media_type,
+        "Docker-Content-Digest": found.digest,
+        "ETag": f'"{found.digest}"',
+    }
+    if head:
+        headers["Content-Length"] = str(len(found.data))
+        return web.Response(headers=headers)
+    return web.Response(body=found.data, headers=headers)
+
+
+async def blob(request: web.Request) -> web.StreamResponse:
+    head = _head(request)
+    served = await _served(request)
+    if isinstance(served, web.Response):
+        return served
+    raw = request.match_info["digest"]
+    if not Digest.is_valid(raw):
+        return errors.error_response(errors.DIGEST_INVALID, {"digest": raw}, head=head)
+    found = await request.app[SERVING].blob(served, raw)
+    if found is None:
+        return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw}, head=head)
+    digest = Digest.parse(raw)
+    storage = request.app[STORAGE]
+    pull = request.app[PULL_THROUGH]
+    if not storage.has(digest):
+        await pull.wait_for_fill(raw)  # another pull may be storing it right now
+    headers = {**API_VERSION, "Docker-Content-Digest": raw, "ETag": f'"{raw}"'}
+    if storage.has(digest):
+        headers["Content-Type"] = "application/octet-stream"
+        return web.FileResponse(storage.path(digest), headers=headers)
+    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    if remote is None:
+        return errors.error_response(
+            errors.BLOB_UNKNOWN,
+            {
+                "digest": raw,
+                "reason": "not stored and the repository has no remote to fetch it from",
+            },
+            head=head,
+        )
+    if head:
+        headers.update(
+            {"Content-Type": "application/octet-stream", "Content-Length": str(found.size)}
+        )
+        return web.Response(headers=headers)
+    return await pull.serve(request, remote, descriptor(raw, found.size, found.media_type))
+
+
+async def unsupported(request: web.Request) -> web.Response:
+    return errors.error_response(
+        errors.UNSUPPORTED,
+        {"method": request.method},
+        message="this registry is a read-only mirror; content arrives by sync",
+    )
+
+
+@web.middleware
+async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown routes get the spec's JSON; a bug is logged and answered 500 without details."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return errors.error_response(
+            errors.NAME_UNKNOWN, {"path": request.path}, head=_head(request)
+        )
+    except web.HTTPMethodNotAllowed:
+        return await unsupported(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("registry request %s %s failed", request.method, request.path)
+        return web.json_response(
+            {"errors": [{"code": "UNKNOWN", "message": "internal error", "detail": {}}]},
+            status=500,
+            headers=API_VERSION,
+        )
+
+
+def build_registry_app(
+    serving: ServingQueries, storage: BlobStorage, pull_through: PullThrough
+) -> web.Application:
+    app = web.Application(middlewares=[no_internal_errors])
+    app[SERVING] = serving
+    app[STORAGE] = storage
+    app[PULL_THROUGH] = pull_through
+    name = "{name:[^?#]+?}"
+    app.router.add_get("/v2/", base)
+    app.router.add_get("/v2/_catalog", catalog)
+    app.router.add_get(f"/v2/{name}/tags/list", tags_list)
+    app.router.add_route("GET", f"/v2/{name}/manifests/{{reference}}", manifest)
+    app.router.add_route("HEAD", f"/v2/{name}/manifests/{{reference}}", manifest)
+    app.router.add_route("GET", f"/v2/{name}/blobs/{{digest}}", blob)
+    app.router.add_route("HEAD", f"/v2/{name}/blobs/{{digest}}", blob)
+    for method in ("PUT", "POST", "PATCH", "DELETE"):
+        app.router.add_route(method, "/v2/{tail:.*}", unsupported)
+    return app
+
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'

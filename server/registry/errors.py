@@ -1,0 +1,61 @@
+"""OCI distribution-spec error codes as data, and the JSON error body.
+
+https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server.domain.errors import MirrorError, UpstreamAuthError, UpstreamUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class OciError:
+    code: str
+    status: int
+    message: str
+
+
+BLOB_UNKNOWN = OciError("BLOB_UNKNOWN", 404, "blob unknown to registry")
+DIGEST_INVALID = OciError("DIGEST_INVALID", 400, "provided digest did not match uploaded content")
+MANIFEST_UNKNOWN = OciError("MANIFEST_UNKNOWN", 404, "manifest unknown")
+NAME_INVALID = OciError("NAME_INVALID", 400, "invalid repository name")
+NAME_UNKNOWN = OciError("NAME_UNKNOWN", 404, "repository name not known to registry")
+TAG_INVALID = OciError("TAG_INVALID", 400, "manifest tag did not match URI")
+PAGINATION_NUMBER_INVALID = OciError(
+    "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+)
+UNSUPPORTED = OciError("UNSUPPORTED", 405, "the operation is unsupported")
+UNAVAILABLE = OciError("UNAVAILABLE", 503, "upstream unavailable")
+TOOMANYREQUESTS = OciError("TOOMANYREQUESTS", 429, "too many requests")
+DENIED = OciError("DENIED", 403, "requested access to the resource is denied")
+
+
+def error_response(
+    error: OciError, detail: object = None, *, head: bool = False, message: str = ""
+) -> web.Response:
+    """The spec's `{"errors": [...]}` body (headers only for HEAD requests)."""
+    body = {
+        "errors": [
+            {"code": error.code, "message": message or error.message, "detail": detail or {}}
+        ]
+    }
+    return web.Response(
+        status=error.status,
+        body=None if head else json.dumps(body).encode(),
+        content_type="application/json",
+        headers={"Docker-Distribution-API-Version": "registry/2.0"},
+    )
+
+
+def upstream_error_response(exc: MirrorError, head: bool = False) -> web.Response:
+    """A pull-through failure, as the client should see it."""
+    if isinstance(exc, UpstreamUnavailable) and exc.status == 429:
+        return error_response(TOOMANYREQUESTS, exc.metadata, head=head, message=exc.message)
+    if isinstance(exc, UpstreamAuthError):
+        return error_response(DENIED, exc.metadata, head=head, message=exc.message)
+    return error_response(UNAVAILABLE, exc.metadata, head=head, message=exc.message)
