@@ -9,6 +9,8 @@ Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 from typing import Any
@@ -17,11 +19,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from server.domain.digests import Digest
+from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
 from server.registry.ondemand import PullThrough, descriptor
 from server.storage.blobs import BlobStorage
-from server.store.serving import Served, ServingQueries
+from server.store.serving import Served, ServedManifest, ServingQueries
 
 log = logging.getLogger("mirror.registry")
 
@@ -163,6 +166,65 @@ async def blob(request: web.Request) -> web.StreamResponse:
     return await pull.serve(request, remote, descriptor(raw, found.size, found.media_type))
 
 
+async def referrers(request: web.Request) -> web.Response:
+    """OCI 1.1 referrers API: an image index of the manifests whose subject is the digest."""
+    served = await _served(request)
+    if isinstance(served, web.Response):
+        return served
+    raw = request.match_info["digest"]
+    if not Digest.is_valid(raw):
+        return errors.error_response(errors.DIGEST_INVALID, {"digest": raw})
+    wanted = request.query.get("artifactType", "")
+    descriptors = []
+    for found in await request.app[SERVING].referrers(served, raw):
+        descriptor = _referrer_descriptor(found)
+        if not wanted or descriptor.get("artifactType") == wanted:
+            descriptors.append(descriptor)
+    headers = {**API_VERSION, "Content-Type": OCI_INDEX}
+    if wanted:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+    return web.Response(body=json.dumps(body).encode(), headers=headers)
+
+
+def _referrer_descriptor(found: ServedManifest) -> dict[str, Any]:
+    doc = json.loads(found.data)
+    artifact_type = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType", "")
+    descriptor: dict[str, Any] = {
+        "mediaType": found.media_type,
+        "digest": found.digest,
+        "size": len(found.data),
+    }
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if doc.get("annotations"):
+        descriptor["annotations"] = doc["annotations"]
+    return descriptor
+
+
+async def signatures(request: web.Request) -> web.Response:
+    """The docker signature extension: atomic signatures of a manifest, as stored."""
+    served = await _served(request)
+    if isinstance(served, web.Response):
+        return served
+    raw = request.match_info["digest"]
+    if not Digest.is_valid(raw):
+        return errors.error_response(errors.DIGEST_INVALID, {"digest": raw})
+    found = await request.app[SERVING].atomic_signatures(served, raw)
+    body = {
+        "signatures": [
+            {
+                "version": 2,
+                "type": "atomic",
+                "name": name,
+                "content": base64.b64encode(data).decode(),
+            }
+            for name, data in found
+        ]
+    }
+    return web.json_response(body, headers=API_VERSION)
+
+
 async def unsupported(request: web.Request) -> web.Response:
     return errors.error_response(
         errors.UNSUPPORTED,
@@ -208,6 +270,8 @@ def build_registry_app(
     app.router.add_route("HEAD", f"/v2/{name}/manifests/{{reference}}", manifest)
     app.router.add_route("GET", f"/v2/{name}/blobs/{{digest}}", blob)
     app.router.add_route("HEAD", f"/v2/{name}/blobs/{{digest}}", blob)
+    app.router.add_get(f"/v2/{name}/referrers/{{digest}}", referrers)
+    app.router.add_get(f"/extensions/v2/{name}/signatures/{{digest}}", signatures)
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app

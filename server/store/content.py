@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -20,6 +21,7 @@ from server.store.schema import (
     ManifestBlobRow,
     ManifestChildRow,
     ManifestRow,
+    SignatureRow,
     TagRow,
 )
 
@@ -39,6 +41,20 @@ class StoredManifest:
 def _chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRecord:
+    """A signature to record: exact bytes and the manifest (row id) it signs."""
+
+    digest: str
+    name: str
+    kind: str
+    manifest_id: int
+    data: bytes
+    key_id: str = ""
+    creator: str = ""
+    timestamp: datetime | None = None
 
 
 class ContentStore:
@@ -148,6 +164,34 @@ class ContentStore:
                 session, ManifestChildRow, _unique(children, ("index_id", "child_id"))
             )
         return {d: manifest_ids[d] for d in (str(m.digest) for m in manifests)}
+
+    async def save_signatures(self, records: list[SignatureRecord]) -> list[int]:
+        """Insert signatures (deduplicated by digest) -> their row ids."""
+        if not records:
+            return []
+        async with self._db.session() as session, session.begin():
+            await self._insert_ignore(
+                session,
+                SignatureRow,
+                _unique(
+                    [
+                        {
+                            "digest": r.digest,
+                            "name": r.name,
+                            "manifest_id": r.manifest_id,
+                            "type": r.kind,
+                            "key_id": r.key_id,
+                            "timestamp": r.timestamp,
+                            "creator": r.creator,
+                            "data": r.data,
+                        }
+                        for r in records
+                    ],
+                    ("digest",),
+                ),
+            )
+            ids = await self._ids(session, SignatureRow, {r.digest for r in records})
+        return sorted(ids.values())
 
     async def save_tags(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Insert tags (name -> manifest id) -> tag ids by (name, manifest id)."""

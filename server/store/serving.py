@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from server.domain.resources import BLOB, MANIFEST, TAG
+from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
 from server.store.db import Database
 from server.store.membership import present_in
 from server.store.schema import (
@@ -19,6 +19,7 @@ from server.store.schema import (
     ManifestRow,
     RemoteRow,
     RepositoryRow,
+    SignatureRow,
     TagRow,
 )
 from server.store.schema import (
@@ -143,6 +144,38 @@ class ServingQueries:
                 )
             ).first()
         return None if row is None else ServedBlob(*row)
+
+    async def referrers(self, served: Served, subject: str) -> list[ServedManifest]:
+        """Manifests of the version whose OCI `subject` is `subject`."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(ManifestRow.digest, ManifestRow.media_type, ManifestRow.data)
+                .join(RC, (RC.content_id == ManifestRow.id) & (RC.content_type == MANIFEST))
+                .where(
+                    RC.repository_id == served.repository_pk,
+                    present_in(served.version),
+                    ManifestRow.subject_digest == subject,
+                )
+                .order_by(ManifestRow.digest)
+            )
+            return [ServedManifest(*row) for row in rows]
+
+    async def atomic_signatures(self, served: Served, manifest: str) -> list[tuple[str, bytes]]:
+        """(name, bytes) of the atomic signatures of `manifest` in the version."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(SignatureRow.name, SignatureRow.data)
+                .join(RC, (RC.content_id == SignatureRow.id) & (RC.content_type == SIGNATURE))
+                .join(ManifestRow, ManifestRow.id == SignatureRow.manifest_id)
+                .where(
+                    RC.repository_id == served.repository_pk,
+                    present_in(served.version),
+                    ManifestRow.digest == manifest,
+                    SignatureRow.type == "atomic",
+                )
+                .order_by(SignatureRow.id)
+            )
+            return [(name, data) for name, data in rows]
 
     async def remote_id_of(self, remote_pk: int) -> str | None:
         async with self._db.session() as session:

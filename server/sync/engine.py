@@ -20,16 +20,16 @@ from server.domain.errors import (
     FailedPrecondition,
     NotFound,
     UpstreamProtocolError,
-    UpstreamRejected,
 )
 from server.domain.filters import TagFilter
-from server.domain.manifests import Descriptor, Manifest, parse_manifest
+from server.domain.manifests import Descriptor
 from server.domain.names import version_name
-from server.domain.resources import BLOB, MANIFEST, TAG, Policy, Remote
+from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
+from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
 from server.storage.blobs import BlobStorage
 from server.store.commits import UpstreamContent, VersionCommitter
-from server.store.content import ContentStore
+from server.store.content import ContentStore, SignatureRecord
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
@@ -37,6 +37,8 @@ from server.sync import progress
 from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
 from server.sync.session import open_session
+from server.sync.signatures import SignatureCollector
+from server.sync.snapshot import Gatherer, Snapshot
 from server.sync.upstream import Upstream
 from server.tasks.context import TaskContext
 
@@ -67,16 +69,6 @@ class SyncParameters:
             remote_id=params["remote"].removeprefix("remotes/"),
             mirror=params.get("mirror") == "true",
         )
-
-
-@dataclass
-class _Snapshot:
-    """What the upstream holds for the filtered tags, built up during the sync."""
-
-    tags: dict[str, Digest]
-    roots: set[Digest]
-    manifests: dict[Digest, Manifest]
-    new_manifests: list[Manifest]
 
 
 class SyncEngine:
@@ -127,8 +119,8 @@ class SyncEngine:
     async def _sync(
         self, context: TaskContext, params: SyncParameters, remote: Remote, upstream: Upstream
     ) -> tuple[str, ...]:
-        tags = await self._list_tags(context, remote, upstream)
-        snapshot = await self._fetch_manifests(context, remote, upstream, tags)
+        tags, listed = await self._list_tags(context, remote, upstream)
+        snapshot = await self._gather(context, remote, upstream, tags, listed)
         await self._download_blobs(context, remote, upstream, snapshot)
         saving = await progress.Stage(context, progress.SAVING, "Saving the new version").start()
         found = await self._save(snapshot)
@@ -136,7 +128,7 @@ class SyncEngine:
             params.repository_id,
             found,
             mirror=params.mirror,
-            remote_pk=await self._remote_pk(remote),
+            remote_pk=await self._remotes.pk_of(remote.remote_id),
         )
         await saving.set(done=1, total=1)
         await saving.finish()
@@ -145,12 +137,10 @@ class SyncEngine:
         await self._prune(params.repository_id)
         return (version_name(params.repository_id, version.number),)
 
-    async def _remote_pk(self, remote: Remote) -> int | None:
-        return await self._remotes.pk_of(remote.remote_id)
-
     async def _list_tags(
         self, context: TaskContext, remote: Remote, upstream: Upstream
-    ) -> list[str]:
+    ) -> tuple[list[str], set[str] | None]:
+        """(selected tags, every listed tag or None when the listing was skipped)."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
         stage = progress.Stage(context, progress.LISTING_TAGS, "Listing upstream tags", total=1)
         await stage.start()
@@ -159,108 +149,82 @@ class SyncEngine:
             tags = tag_filter.select(list(tag_filter.include_tags))
             await stage.set(message="Tag list skipped: the remote names its tags", done=1)
             await stage.finish(ProgressState.SKIPPED)
-            return tags
+            return tags, None
         listed = await upstream.list_tags()
         tags = tag_filter.select(listed)
         await stage.set(done=1, message=f"Listed {len(listed)} upstream tags, {len(tags)} selected")
         await stage.finish()
-        return tags
+        return tags, set(listed)
 
-    async def _fetch_manifests(
-        self, context: TaskContext, remote: Remote, upstream: Upstream, tags: list[str]
-    ) -> _Snapshot:
+    async def _gather(
+        self,
+        context: TaskContext,
+        remote: Remote,
+        upstream: Upstream,
+        tags: list[str],
+        listed: set[str] | None,
+    ) -> Snapshot:
+        """Tags -> manifests (index children too) -> signatures; optionally signed only."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
-        stage = progress.Stage(
-            context,
-            progress.FETCHING_MANIFESTS,
-            "Fetching manifests",
-            total=len(tags),
-        )
+        stage = progress.Stage(context, progress.FETCHING_MANIFESTS, "Fetching manifests")
         await stage.start()
-        snapshot = _Snapshot(tags={}, roots=set(), manifests={}, new_manifests=[])
-
-        async def resolve_tag(tag: str) -> None:
-            head = await upstream.head_manifest(tag)
-            if head is None:
-                await context.warn(f"tag {tag!r} not found upstream; skipped")
-            elif head.digest is not None:
-                snapshot.tags[tag] = head.digest
-            else:
-                # No Docker-Content-Digest on HEAD: the GET's bytes decide the digest.
-                manifest = await upstream.get_manifest(tag)
-                if manifest is None:
-                    await context.warn(f"tag {tag!r} vanished upstream during the sync; skipped")
-                else:
-                    snapshot.tags[tag] = manifest.digest
-                    snapshot.manifests[manifest.digest] = manifest
-                    snapshot.new_manifests.append(manifest)
-            await stage.advance()
-
-        async with asyncio.TaskGroup() as group:
-            for tag in tags:
-                group.create_task(resolve_tag(tag))
-        snapshot.roots = set(snapshot.tags.values()) | set(tag_filter.include_digests)
-
-        # Walk the manifest graph level by level: known manifests come from the database
-        # (no upstream GET), unknown ones are fetched by digest and verified.
-        level = set(snapshot.roots) - set(snapshot.manifests)
-        while level:
-            await stage.set(total=stage.report.total + len(level))
-            known = await self._content.known_manifests(str(d) for d in level)
-            fetches: list[asyncio.Task[Manifest]] = []
-            async with asyncio.TaskGroup() as group:
-                for digest in sorted(level):
-                    stored = known.get(str(digest))
-                    if stored is None:
-                        fetches.append(group.create_task(self._fetch_manifest(upstream, digest)))
-                        continue
-                    snapshot.manifests[digest] = parse_manifest(
-                        stored.data, stored.media_type, digest
-                    )
-                    await stage.advance()
-            for fetch in fetches:
-                manifest = fetch.result()
-                snapshot.manifests[manifest.digest] = manifest
-                snapshot.new_manifests.append(manifest)
-                await stage.advance()
-            children = {c.digest for m in snapshot.manifests.values() for c in m.children}
-            level = children - set(snapshot.manifests)
+        gatherer = Gatherer(context, upstream, self._content, stage)
+        roots = await gatherer.resolve_tags(tags)
+        await gatherer.walk(roots | set(tag_filter.include_digests))
+        selected = dict(gatherer.snapshot.tags)
+        await SignatureCollector(gatherer, remote, listed).collect()
+        snapshot = gatherer.snapshot
+        if remote.signed_only:
+            await self._keep_signed(context, snapshot, selected, tag_filter)
         await stage.set(
-            message=f"{len(snapshot.manifests)} manifests, {len(snapshot.new_manifests)} new"
+            message=f"{len(snapshot.manifests)} manifests ({len(snapshot.new_manifests)} new), "
+            f"{len(snapshot.signatures)} signatures"
         )
         await stage.finish()
         return snapshot
 
     @staticmethod
-    async def _fetch_manifest(upstream: Upstream, digest: Digest) -> Manifest:
-        manifest = await upstream.get_manifest(str(digest), digest)
-        if manifest is None:
-            raise UpstreamRejected(
-                f"manifest {digest} is referenced but missing on {upstream.host}",
-                host=upstream.host,
-                status=404,
-                reason="UPSTREAM_MANIFEST_UNKNOWN",
-                digest=str(digest),
-            )
-        return manifest
+    async def _keep_signed(
+        context: TaskContext, snapshot: Snapshot, selected: dict[str, Digest], tag_filter: TagFilter
+    ) -> None:
+        """signed_only: drop selected tags (and digests) whose manifest carries no signature."""
+        signed = {s.subject for s in snapshot.signatures}
+        # Tags of signatures and attestations are not images to judge; they follow their subject.
+        images = {t: d for t, d in selected.items() if d not in snapshot.artifacts}
+        kept = {t: d for t, d in images.items() if d in signed}
+        for tag in sorted(set(images) - set(kept)):
+            await context.warn(f"tag {tag!r} skipped: its manifest has no signature (signed_only)")
+        roots = set(kept.values()) | {d for d in tag_filter.include_digests if d in signed}
+        subjects = snapshot.reachable(roots)
+        artifact_tags = {
+            t: d
+            for t, d in snapshot.tags.items()
+            if t not in images and subject_of_tag(t) in subjects
+        }
+        referrers = {d for d in snapshot.artifacts if snapshot.manifests[d].subject in subjects}
+        snapshot.keep_only(
+            {**kept, **artifact_tags}, roots | set(artifact_tags.values()) | referrers
+        )
 
-    def _wanted_blobs(self, remote: Remote, snapshot: _Snapshot) -> tuple[list[Descriptor], int]:
+    def _wanted_blobs(self, remote: Remote, snapshot: Snapshot) -> tuple[list[Descriptor], int]:
         """Blobs to have on disk now, and how many foreign layers were left out."""
         wanted: dict[Digest, Descriptor] = {}
         foreign = 0
         for manifest in snapshot.manifests.values():
             if manifest.config is not None:
                 wanted.setdefault(manifest.config.digest, manifest.config)
+            # Signature and attestation layers are small and must exist as fetched.
+            everything = remote.policy is Policy.IMMEDIATE or manifest.digest in snapshot.artifacts
             for layer in manifest.layers:
                 if layer.is_foreign and not remote.include_foreign_layers:
                     foreign += 1
                     continue
-                if remote.policy is Policy.IMMEDIATE:
+                if everything:
                     wanted.setdefault(layer.digest, layer)
         return sorted(wanted.values(), key=lambda d: d.digest), foreign
 
     async def _download_blobs(
-        self, context: TaskContext, remote: Remote, upstream: Upstream, snapshot: _Snapshot
+        self, context: TaskContext, remote: Remote, upstream: Upstream, snapshot: Snapshot
     ) -> None:
         wanted, foreign = self._wanted_blobs(remote, snapshot)
         if foreign:
@@ -289,7 +253,7 @@ class SyncEngine:
                 group.create_task(download(blob))
         await stage.finish()
 
-    async def _save(self, snapshot: _Snapshot) -> UpstreamContent:
+    async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""
         new_ids = await self._content.save_manifests(snapshot.new_manifests)
         known = await self._content.known_manifests(
@@ -309,6 +273,23 @@ class SyncEngine:
         keys = {(MANIFEST, pk) for pk in manifest_ids.values()}
         keys |= {(BLOB, pk) for pk in blob_ids.values()}
         keys |= {(TAG, pk) for pk in tag_ids.values()}
+        signature_ids = await self._content.save_signatures(
+            [
+                SignatureRecord(
+                    digest=str(sig.digest),
+                    name=sig.name,
+                    kind=sig.kind,
+                    manifest_id=manifest_ids[str(sig.subject)],
+                    data=sig.data,
+                    key_id=sig.key_id,
+                    creator=sig.creator,
+                    timestamp=sig.timestamp,
+                )
+                for sig in snapshot.signatures
+                if str(sig.subject) in manifest_ids
+            ]
+        )
+        keys |= {(SIGNATURE, pk) for pk in signature_ids}
         return UpstreamContent(
             keys=frozenset(keys), tag_names={pk: name for (name, _), pk in tag_ids.items()}
         )

@@ -8,6 +8,8 @@ Retry-After (host-wide, through `Hosts`); other 4xx are final.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -57,6 +59,8 @@ BLOB_CHUNK = 1 << 20
 # alone let a slow-drip upstream hold a sync forever.
 MIN_BLOB_THROUGHPUT = 32 * 1024
 BLOB_GRACE_SECONDS = 60.0
+MAX_REFERRER_PAGES = 100
+MAX_LOOKASIDE_SIGNATURES = 100
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
 
@@ -230,6 +234,80 @@ class Upstream:
                 raise
 
         await self._retrying(attempt)
+
+    async def get_referrers(self, digest: Digest) -> list[Descriptor] | None:
+        """Referrers of `digest` by the OCI 1.1 API; None when the registry lacks the API."""
+        url: str | None = f"{self._base}/v2/{self._name}/referrers/{digest}"
+        found: list[Descriptor] = []
+        pages = 0
+        while url is not None and pages < MAX_REFERRER_PAGES:
+            pages += 1
+
+            async def attempt(u: str = url) -> tuple[bytes, str | None] | None:
+                headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
+                async with self._send("GET", u, "referrers", headers) as resp:
+                    if resp.status in (404, 405):
+                        return None
+                    await self._raise_for_status(resp, f"referrers of {digest}")
+                    body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "referrers")
+                    return body, _next_link(resp.headers.getall("Link", []))
+
+            page = await self._retrying(attempt)
+            if page is None:
+                return None if pages == 1 else found
+            try:
+                index = parse_manifest(page[0], "application/vnd.oci.image.index.v1+json")
+            except ManifestError as exc:
+                raise UpstreamProtocolError(
+                    f"referrers of {digest} from {self.host} are invalid: {exc}", host=self.host
+                ) from exc
+            found.extend(index.children)
+            url = urljoin(url, page[1]) if page[1] else None
+        return found
+
+    async def get_atomic_signatures(self, digest: Digest) -> list[tuple[str, bytes]] | None:
+        """Signatures from the docker extension API; None when the registry lacks it."""
+        url = f"{self._base}/extensions/v2/{self._name}/signatures/{digest}"
+
+        async def attempt() -> list[tuple[str, bytes]] | None:
+            async with self._send("GET", url, "signatures", {"Accept": "application/json"}) as resp:
+                if resp.status in (404, 405):
+                    return None
+                await self._raise_for_status(resp, f"signatures of {digest}")
+                body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signatures")
+            try:
+                entries = json.loads(body).get("signatures") or []
+                return [
+                    (str(e.get("name", "")), base64.b64decode(e["content"], validate=True))
+                    for e in entries
+                    if e.get("type", "atomic") == "atomic"
+                ]
+            except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+                raise UpstreamProtocolError(
+                    f"signatures of {digest} from {self.host} are invalid", host=self.host
+                ) from exc
+
+        return await self._retrying(attempt)
+
+    async def get_lookaside_signatures(self, sigstore: str, digest: Digest) -> list[bytes]:
+        """`<sigstore>/<name>@<alg>=<hex>/signature-N` for N = 1, 2, ... until a 404."""
+        found: list[bytes] = []
+        base = f"{sigstore.rstrip('/')}/{self._name}@{digest.algorithm}={digest.hex}"
+        for number in range(1, MAX_LOOKASIDE_SIGNATURES + 1):
+            url = f"{base}/signature-{number}"
+
+            async def attempt(u: str = url, n: int = number) -> bytes | None:
+                async with self._send("GET", u, "sigstore", {}, credentials=False) as resp:
+                    if resp.status == 404:
+                        return None
+                    await self._raise_for_status(resp, f"lookaside signature {n} of {digest}")
+                    return await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signature")
+
+            data = await self._retrying(attempt)
+            if data is None:
+                break
+            found.append(data)
+        return found
 
     @contextlib.asynccontextmanager
     async def open_blob(self, blob: Descriptor) -> AsyncIterator[aiohttp.ClientResponse]:

@@ -1,0 +1,158 @@
+"""What a sync found upstream: tags, the manifest graph, signatures; and how it is gathered.
+
+`Gatherer` resolves tags (HEAD, GET only when no digest is announced) and walks the manifest
+graph level by level: manifests already in the database cost no upstream request; unknown
+ones are fetched by digest, verified and parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from server.domain.digests import Digest
+from server.domain.errors import UpstreamRejected
+from server.domain.manifests import Manifest, parse_manifest
+from server.store.content import ContentStore
+from server.sync.progress import Stage
+from server.sync.upstream import Upstream
+from server.tasks.context import TaskContext
+
+
+@dataclass(frozen=True, slots=True)
+class FoundSignature:
+    """A signature of `subject`, with its exact bytes."""
+
+    name: str
+    kind: str  # cosign | atomic | notation | sigstore
+    subject: Digest
+    data: bytes
+    digest: Digest
+    key_id: str = ""
+    creator: str = ""
+    timestamp: datetime | None = None
+
+
+@dataclass
+class Snapshot:
+    """The upstream state of the selected tags, built up during a sync."""
+
+    tags: dict[str, Digest] = field(default_factory=dict)
+    roots: set[Digest] = field(default_factory=set)
+    manifests: dict[Digest, Manifest] = field(default_factory=dict)
+    new_manifests: list[Manifest] = field(default_factory=list)
+    # Manifests of signatures/attestations: all their blobs are stored whatever the policy.
+    artifacts: set[Digest] = field(default_factory=set)
+    signatures: list[FoundSignature] = field(default_factory=list)
+
+    def reachable(self, roots: set[Digest]) -> set[Digest]:
+        """Manifests reachable from `roots` through index children."""
+        seen: set[Digest] = set()
+        stack = [d for d in roots if d in self.manifests]
+        while stack:
+            digest = stack.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            stack.extend(
+                c.digest for c in self.manifests[digest].children if c.digest in self.manifests
+            )
+        return seen
+
+    def keep_only(self, tags: dict[str, Digest], roots: set[Digest]) -> None:
+        """Drop everything not reachable from `roots` (and signatures of dropped manifests)."""
+        keep = self.reachable(roots)
+        self.tags = tags
+        self.roots = roots & keep
+        self.manifests = {d: m for d, m in self.manifests.items() if d in keep}
+        self.new_manifests = [m for m in self.new_manifests if m.digest in keep]
+        self.artifacts &= keep
+        self.signatures = [s for s in self.signatures if s.subject in keep]
+
+
+class Gatherer:
+    """Fills a snapshot from an upstream, counting progress on one stage."""
+
+    def __init__(
+        self, context: TaskContext, upstream: Upstream, content: ContentStore, stage: Stage
+    ) -> None:
+        self.context = context
+        self.upstream = upstream
+        self._content = content
+        self.stage = stage
+        self.snapshot = Snapshot()
+
+    async def resolve_tags(self, tags: list[str], *, quiet_missing: bool = False) -> set[Digest]:
+        """HEAD each tag; returns the digests they point at (also recorded as tags)."""
+        found: set[Digest] = set()
+        await self.stage.set(total=self.stage.report.total + len(tags))
+
+        async def resolve(tag: str) -> None:
+            digest = await self._resolve(tag, quiet_missing)
+            if digest is not None:
+                self.snapshot.tags[tag] = digest
+                found.add(digest)
+            await self.stage.advance()
+
+        async with asyncio.TaskGroup() as group:
+            for tag in tags:
+                group.create_task(resolve(tag))
+        return found
+
+    async def _resolve(self, tag: str, quiet_missing: bool) -> Digest | None:
+        head = await self.upstream.head_manifest(tag)
+        if head is None:
+            if not quiet_missing:
+                await self.context.warn(f"tag {tag!r} not found upstream; skipped")
+            return None
+        if head.digest is not None:
+            return head.digest
+        # No Docker-Content-Digest on HEAD: the GET's bytes decide the digest.
+        manifest = await self.upstream.get_manifest(tag)
+        if manifest is None:
+            await self.context.warn(f"tag {tag!r} vanished upstream during the sync; skipped")
+            return None
+        self._record(manifest)
+        return manifest.digest
+
+    def _record(self, manifest: Manifest) -> None:
+        if manifest.digest not in self.snapshot.manifests:
+            self.snapshot.manifests[manifest.digest] = manifest
+            self.snapshot.new_manifests.append(manifest)
+
+    async def walk(self, roots: set[Digest]) -> None:
+        """Load or fetch every manifest reachable from `roots`."""
+        self.snapshot.roots |= roots
+        level = set(roots) - set(self.snapshot.manifests)
+        while level:
+            await self.stage.set(total=self.stage.report.total + len(level))
+            known = await self._content.known_manifests(str(d) for d in level)
+            fetches: list[asyncio.Task[Manifest]] = []
+            async with asyncio.TaskGroup() as group:
+                for digest in sorted(level):
+                    stored = known.get(str(digest))
+                    if stored is None:
+                        fetches.append(group.create_task(self._fetch(digest)))
+                        continue
+                    self.snapshot.manifests[digest] = parse_manifest(
+                        stored.data, stored.media_type, digest
+                    )
+                    await self.stage.advance()
+            for fetch in fetches:
+                self._record(fetch.result())
+                await self.stage.advance()
+            children = {c.digest for m in self.snapshot.manifests.values() for c in m.children}
+            level = children - set(self.snapshot.manifests)
+
+    async def _fetch(self, digest: Digest) -> Manifest:
+        manifest = await self.upstream.get_manifest(str(digest), digest)
+        if manifest is None:
+            raise UpstreamRejected(
+                f"manifest {digest} is referenced but missing on {self.upstream.host}",
+                host=self.upstream.host,
+                status=404,
+                reason="UPSTREAM_MANIFEST_UNKNOWN",
+                digest=str(digest),
+            )
+        return manifest
