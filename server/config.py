@@ -61,11 +61,14 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
     parser.add_argument("--registry-address", default=default("registry_address"))
     parser.add_argument("--data-dir", default=default("data_dir"))
     parser.add_argument("--database-url", default=default("database_url"))
-    parser.add_argument("--workers", type=int, default=int(default("workers")))
+    parser.add_argument("--workers", default=default("workers"))
     parser.add_argument("--log-level", default=default("log_level"))
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if not str(args.workers).isdigit() or int(args.workers) < 1:
+        parser.error(
+            f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
+        )
+    args.workers = int(args.workers)
     return Settings(
         grpc_address=args.grpc_address,
         registry_address=args.registry_address,

@@ -140,6 +140,8 @@ def parse_manifest(data: bytes, content_type: str, digest: Digest | None = None)
         raise ManifestError("mediaType is not a string")
     if declared and served and served in MANIFEST_TYPES and declared != served:
         raise ManifestError(f"mediaType {declared!r} disagrees with Content-Type {served!r}")
+    if declared and declared not in MANIFEST_TYPES:
+        raise ManifestError(f"unsupported manifest media type {declared!r}")
     media_type = declared or served
     if media_type not in MANIFEST_TYPES:
         # OCI documents may omit mediaType; infer only from an unambiguous structure.

@@ -57,10 +57,11 @@ def decode_page(requested_size: int, token: str, filters: dict[str, Any]) -> Pag
         data = json.loads(payload)
         if data["v"] != _VERSION:
             raise ValueError("version")
+        fingerprint, cursor = data["f"], data["c"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidArgument("page_token is malformed", field="page_token") from exc
-    if data["f"] != _fingerprint(filters):
+    if fingerprint != _fingerprint(filters):
         raise InvalidArgument(
             "page_token was issued for a request with other parameters", field="page_token"
         )
-    return PageRequest(size, data["c"])
+    return PageRequest(size, cursor)

@@ -52,7 +52,7 @@ def to_status(exc: MirrorError) -> grpc.Status:
                 )
             )
         )
-    if isinstance(exc, UpstreamUnavailable) and exc.retry_after:
+    if isinstance(exc, UpstreamUnavailable) and exc.retry_after and math.isfinite(exc.retry_after):
         seconds = max(0.0, exc.retry_after)
         details.append(
             _pack(

@@ -50,7 +50,7 @@ class BlobWriter:
         ):
             raise DigestMismatch(
                 f"blob {self.expected} does not match what was received "
-                f"(sha256:{got}, {self.size} bytes)",
+                f"({self.expected.algorithm}:{got}, {self.size} bytes)",
                 host=host,
                 digest=str(self.expected),
                 receivedDigest=f"{self.expected.algorithm}:{got}",

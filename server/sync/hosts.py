@@ -7,6 +7,7 @@ hammering a rate-limited registry from several syncs only extends the ban.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -65,10 +66,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,6})?", value):  # RFC 9110 delta-seconds (+ fractions)
+        return float(value)
     from email.utils import parsedate_to_datetime
 
     try:
