@@ -83,15 +83,12 @@ class ContentStore:
         return found
 
     async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
-        wanted = sorted(set(digests))
-        found: dict[str, int] = {}
         async with self._db.session() as session:
-            for chunk in _chunks(wanted):
-                rows = await session.execute(
-                    select(BlobRow.digest, BlobRow.id).where(BlobRow.digest.in_(chunk))
-                )
-                found.update({digest: pk for digest, pk in rows})
-        return found
+            return await self._ids(session, BlobRow, set(digests))
+
+    async def manifest_ids(self, digests: Iterable[str]) -> dict[str, int]:
+        async with self._db.session() as session:
+            return await self._ids(session, ManifestRow, set(digests))
 
     async def save_manifests(self, manifests: list[Manifest]) -> dict[str, int]:
         """Insert manifests, the blobs they reference and their relations -> ids by digest."""

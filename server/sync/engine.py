@@ -19,10 +19,9 @@ from server.domain.digests import Digest
 from server.domain.errors import (
     FailedPrecondition,
     NotFound,
-    UpstreamProtocolError,
 )
 from server.domain.filters import TagFilter
-from server.domain.manifests import Descriptor
+from server.domain.manifests import Descriptor, ManifestKind, schema1_blobs
 from server.domain.names import version_name
 from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
 from server.domain.signatures import subject_of_tag
@@ -255,17 +254,19 @@ class SyncEngine:
 
     async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""
-        new_ids = await self._content.save_manifests(snapshot.new_manifests)
-        known = await self._content.known_manifests(
-            str(d) for d in snapshot.manifests if str(d) not in new_ids
-        )
-        manifest_ids = {**{d: m.id for d, m in known.items()}, **new_ids}
-        missing = {str(d) for d in snapshot.manifests} - set(manifest_ids)
-        if missing:
-            raise UpstreamProtocolError(
-                f"manifests {sorted(missing)[:3]} could not be recorded", host=""
+        await self._content.save_manifests(snapshot.new_manifests)
+        manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
+        if len(manifest_ids) != len(snapshot.manifests):
+            raise RuntimeError("a manifest of this sync has no row after saving")
+        blob_digests = {
+            str(b)
+            for m in snapshot.manifests.values()
+            for b in (
+                schema1_blobs(m.data)
+                if m.kind is ManifestKind.SCHEMA1
+                else [d.digest for d in m.blobs]
             )
-        blob_digests = {str(b.digest) for m in snapshot.manifests.values() for b in m.blobs}
+        }
         blob_ids = await self._content.blob_ids(blob_digests)
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
