@@ -75,7 +75,8 @@ class DistributionName:
 
 
 LATEST = "latest"
-_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() accepts other scripts
+# ASCII only (str.isdigit() accepts other scripts); 9 digits stay inside an int32 column.
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ def check_tag_pattern(pattern: str) -> str | None:
 def _check_url(value: str, field: str, required: bool) -> list[FieldViolation]:
     if not value:
         return [FieldViolation(field, "is required")] if required else []
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return [FieldViolation(field, "must not contain spaces or control characters")]
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or 0 < parts.port < 65536

@@ -10,10 +10,16 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.domain.errors import InvalidArgument, MirrorError, UpstreamUnavailable
+from server.domain.errors import (
+    FieldViolation,
+    InvalidArgument,
+    MirrorError,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,34 @@ def internal_status() -> grpc.Status:
     )
 
 
+def _nul_fields(message: Message, prefix: str = "") -> list[str]:
+    """Paths of string fields holding a NUL character (PostgreSQL text cannot store one)."""
+    found: list[str] = []
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        values = (
+            value.values()
+            if field.message_type and field.message_type.GetOptions().map_entry
+            else (value if field.is_repeated else [value])
+        )
+        for item in values:
+            if isinstance(item, str) and "\x00" in item:
+                found.append(path)
+            elif isinstance(item, Message):
+                found += _nul_fields(item, f"{path}.")
+        if field.message_type and field.message_type.GetOptions().map_entry:
+            found += [path for key in value if "\x00" in key]
+    return found
+
+
+def check_request_text(request: object) -> None:
+    """No request may carry NUL characters in its text: reject them as bad input."""
+    if isinstance(request, Message) and (fields := _nul_fields(request)):
+        raise InvalidArgument.of(
+            [FieldViolation(f, "must not contain NUL characters") for f in dict.fromkeys(fields)]
+        )
+
+
 def unary_errors(
     method: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
 ) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
@@ -88,6 +122,7 @@ def unary_errors(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
+            check_request_text(request)
             return await method(self, request, context)
         except MirrorError as exc:
             await context.abort_with_status(to_status(exc))
@@ -111,6 +146,7 @@ def stream_errors(
         self: Any, request: Req, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Resp]:
         try:
+            check_request_text(request)
             async for response in method(self, request, context):
                 yield response
         except MirrorError as exc:

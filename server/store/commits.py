@@ -64,7 +64,7 @@ class VersionCommitter:
                 found = await session.execute(
                     select(TagRow.id, TagRow.name).where(TagRow.id.in_(chunk))
                 )
-                present_tags.update(dict(found.tuples().all()))
+                present_tags.update({pk: name for pk, name in found})
             plan = plan_version(
                 present, present_tags, upstream.keys, upstream.tag_names, mirror=mirror
             )

@@ -6,6 +6,7 @@ rows read in a transaction can be mapped to domain types after it ends.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,27 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class _NoStatementRecords(logging.Filter):
+    """aiosqlite logs every call with its arguments at DEBUG: statements with their bound
+    parameters, remote credentials included. Those records never leave the logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_SQLITE_LOG = logging.getLogger("aiosqlite")
+if not any(isinstance(f, _NoStatementRecords) for f in _SQLITE_LOG.filters):
+    _SQLITE_LOG.addFilter(_NoStatementRecords())
+
+
 class Database:
     """The engine, its session factory and what differs between backends."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Statement parameters include remote credentials: keep them out of error messages.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             # One writer at a time: wait for the lock rather than fail at once.
             kwargs["connect_args"] = {"timeout": 30}

@@ -9,7 +9,6 @@ realm on the same host or registrable domain (or allow-listed); never https -> h
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -24,6 +23,7 @@ from server.domain.errors import (
     UpstreamUnavailable,
 )
 from server.domain.resources import Remote
+from server.sync.session import ProxySettings, basic_header
 
 MAX_TOKEN_BYTES = 1024 * 1024
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -55,10 +55,6 @@ def registrable_domain(host: str) -> str:
         return host
     labels = host.split(".")
     return ".".join(labels[-2:])
-
-
-def basic_header(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, what: str) -> bytes:
@@ -109,9 +105,7 @@ class Authorizer:
             return basic_header(self._remote.username, self._remote.password)
         return None
 
-    async def answer(
-        self, challenge_header: str | None, scope: str, proxy: dict[str, object]
-    ) -> None:
+    async def answer(self, challenge_header: str | None, scope: str, proxy: ProxySettings) -> None:
         """React to a 401: obtain a token or switch to Basic; raise if we cannot."""
         challenge = parse_challenge(challenge_header)
         self._tokens.pop(scope, None)
@@ -143,9 +137,11 @@ class Authorizer:
             headers["Authorization"] = basic_header(self._remote.username, self._remote.password)
         query_string = urlencode({k: v for k, v in query.items() if v})
         url = f"{realm}{'&' if '?' in realm else '?'}{query_string}"
+        request_kwargs = dict(proxy.kwargs(url))
+        headers.update(request_kwargs.pop("extra_headers", {}))  # type: ignore[arg-type]
         try:
             async with self._session.get(
-                url, headers=headers, allow_redirects=False, **proxy
+                url, headers=headers, allow_redirects=False, **request_kwargs
             ) as resp:
                 body = await read_capped(resp, MAX_TOKEN_BYTES, self._host, "token response")
                 status = resp.status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import ssl
@@ -13,9 +14,15 @@ import aiohttp
 
 from server.domain.errors import InvalidArgument
 from server.domain.resources import Remote
-from server.sync.auth import basic_header
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
+
+
+def basic_header(username: str, password: str) -> str:
+    """An `Authorization: Basic` value (aiohttp 3.14 deprecates its BasicAuth helper)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 DEFAULT_SOCK_READ_TIMEOUT = 60.0
 
 
@@ -26,11 +33,20 @@ class ProxySettings:
     url: str | None
     authorization: str | None  # a Proxy-Authorization value (Basic), never logged
 
-    def kwargs(self) -> dict[str, object]:
+    def kwargs(self, target: str) -> dict[str, object]:
+        """aiohttp request arguments for a request to `target` through the proxy.
+
+        The credentials travel in the CONNECT request for https targets (`proxy_headers`), and
+        in the request itself for plain http, which goes to the proxy in absolute form.
+        """
         if not self.url:
             return {}
-        headers = {"Proxy-Authorization": self.authorization} if self.authorization else None
-        return {"proxy": self.url, "proxy_headers": headers}
+        if not self.authorization:
+            return {"proxy": self.url}
+        auth = {"Proxy-Authorization": self.authorization}
+        if target.startswith("https:"):
+            return {"proxy": self.url, "proxy_headers": auth}
+        return {"proxy": self.url, "extra_headers": auth}
 
 
 def ssl_context(remote: Remote) -> ssl.SSLContext | bool:

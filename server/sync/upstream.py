@@ -91,7 +91,7 @@ class Upstream:
         backoff_base: float = BACKOFF_BASE,
     ) -> None:
         self._session = session
-        self._proxy = proxy.kwargs()
+        self._proxy = proxy
         self._remote = remote
         self._hosts = hosts
         self._base = remote.url.rstrip("/")
@@ -472,9 +472,11 @@ class _Exchange:
                 headers["Authorization"] = auth
             await up._rate.acquire()
             up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
+            proxy = up._proxy.kwargs(url)
+            headers.update(proxy.pop("extra_headers", {}))  # type: ignore[arg-type]
             try:
                 resp = await up._session.request(
-                    self._method, url, headers=headers, allow_redirects=False, **up._proxy
+                    self._method, url, headers=headers, allow_redirects=False, **proxy
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise UpstreamUnavailable(

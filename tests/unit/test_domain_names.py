@@ -129,7 +129,7 @@ def test_check_id_rejects(ident: str, why: str) -> None:
         ("repositories/r/versions/0", "r", 0),
         ("repositories/r/versions/1", "r", 1),
         ("repositories/my-repo.v2/versions/42", "my-repo.v2", 42),
-        ("repositories/r/versions/999999999999999999", "r", 999_999_999_999_999_999),
+        ("repositories/r/versions/999999999", "r", 999_999_999),
         ("repositories/r/versions/latest", "r", None),
     ],
 )
@@ -240,3 +240,11 @@ def test_task_name_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         TaskName.parse(text, "task")
     assert info.value.violations[0].field == "task"
+
+
+def test_version_number_beyond_an_int32_column_is_invalid() -> None:
+    # Version numbers live in an INTEGER column; a 10-digit number must be bad input, not a
+    # database error.
+    with pytest.raises(InvalidArgument) as caught:
+        VersionName.parse("repositories/r/versions/9999999999", "name")
+    assert caught.value.violations[0].field == "name"

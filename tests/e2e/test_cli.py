@@ -1,0 +1,369 @@
+"""End to end: a real ``python -m server`` process driven by the ``mirrorctl`` program.
+
+The server runs with its default embedded settings (SQLite in its data directory) on free
+loopback ports; every ``mirrorctl`` call is a separate process, as a user would run it.
+SQLite only: this is about the processes, not the databases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PYTHON = sys.executable
+MIRRORCTL = Path(PYTHON).parent / "mirrorctl"
+SECRET = "pw-E2E-S3CRET"
+RPC_LINE = re.compile(r" rpc (/mirror\.v1\.\w+/\w+) \S+ ([A-Z_]+) [0-9.]+ms$")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any MIRROR_* variable (so defaults apply), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    address: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (which must come within 10 s)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"no exit within 10 s of SIGTERM; log:\n{self.log()}") from None
+
+
+def start_server(workdir: Path) -> ServerProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    grpc_port, registry_port = free_port(), free_port()
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "server",
+                "--grpc-address",
+                f"127.0.0.1:{grpc_port}",
+                "--registry-address",
+                f"127.0.0.1:{registry_port}",
+                "--data-dir",
+                str(workdir / "data"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=clean_env(),
+        )
+    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}:\n{server.log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", grpc_port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"the server never listened:\n{server.log()}") from None
+            time.sleep(0.05)
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    running = start_server(tmp_path_factory.mktemp("e2e-server"))
+    try:
+        yield running
+    finally:
+        if running.proc.poll() is None:
+            assert running.stop() == 0, running.log()
+
+
+def ctl(
+    server: ServerProcess | None,
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run mirrorctl (with --server unless `server` is None) and return what it did."""
+    program = [str(MIRRORCTL)] if MIRRORCTL.exists() else [PYTHON, "-m", "client"]
+    options = ["--server", server.address] if server is not None else []
+    return subprocess.run(
+        [*program, *options, *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(env) if env is not None else clean_env(),
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
+    assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(ok(result))
+
+
+def failed(result: subprocess.CompletedProcess[str], code: str) -> str:
+    """The one error line of a failed command, which must name `code`."""
+    assert result.returncode == 1, (result.args, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    assert code in lines[0], lines[0]
+    return lines[0]
+
+
+def test_repository_commands(server: ServerProcess) -> None:
+    text = ok(ctl(server, "repository", "create", "codzo", "--description", "hello mirror"))
+    assert "name: repositories/codzo" in text.splitlines()
+    assert "latest_version: repositories/codzo/versions/0" in text.splitlines()
+
+    created = as_json(
+        ctl(server, "--output", "json", "repository", "create", "e2e-two", "--retain-versions", "2")
+    )
+    assert created["name"] == "repositories/e2e-two"
+    assert created["retain_versions"] == 2
+    assert created["latest_version"] == "repositories/e2e-two/versions/0"
+    assert created["description"] == ""
+    assert created["uid"] and created["create_time"]
+
+    shown = as_json(ctl(server, "repository", "show", "codzo", "-o", "json"))
+    assert (shown["name"], shown["description"]) == ("repositories/codzo", "hello mirror")
+    assert shown["versions"] == "repositories/codzo"
+
+    listed = as_json(ctl(server, "-o", "json", "repository", "list"))
+    names = [r["name"] for r in listed]
+    assert "repositories/codzo" in names and "repositories/e2e-two" in names
+    assert names == sorted(names)
+    table = ok(ctl(server, "repository", "list")).splitlines()
+    assert table[0].split() == ["NAME", "LATEST", "RETAIN", "MIRROR", "DESCRIPTION"]
+    assert any(line.split()[:4] == ["repositories/e2e-two", "0", "2", "no"] for line in table)
+
+    updated = as_json(
+        ctl(server, "-o", "json", "repository", "update", "e2e-two", "--description", "changed")
+    )
+    assert (updated["description"], updated["retain_versions"]) == ("changed", 2)
+    assert updated["uid"] == created["uid"]
+    assert updated["update_time"] >= created["update_time"]
+
+    assert ok(ctl(server, "repository", "delete", "e2e-two")).strip() == (
+        "deleted repositories/e2e-two"
+    )
+    failed(ctl(server, "repo", "show", "e2e-two"), "NOT_FOUND")
+
+
+def test_remote_commands(server: ServerProcess) -> None:
+    created_text = ok(
+        ctl(
+            server,
+            "-o",
+            "json",
+            "remote",
+            "create",
+            "e2e-hub",
+            "--url",
+            "https://registry.example.com",
+            "--upstream-name",
+            "library/hello-world",
+            "--include-tags",
+            "1.*,2.*",
+            "--policy",
+            "on_demand",
+            "--username",
+            "bob",
+            "--password-stdin",
+            stdin=SECRET + "\n",
+        )
+    )
+    assert SECRET not in created_text
+    created = json.loads(created_text)
+    assert created["name"] == "remotes/e2e-hub"
+    assert created["url"] == "https://registry.example.com"
+    assert created["upstream_name"] == "library/hello-world"
+    assert created["include_tags"] == ["1.*", "2.*"]
+    assert created["policy"] == "POLICY_ON_DEMAND"
+    assert (created["username"], created["password_set"]) == ("bob", True)
+    assert created.get("password", "") == ""
+
+    shown_text = ok(ctl(server, "remote", "show", "e2e-hub"))
+    assert "password: (set)" in shown_text.splitlines()
+    assert SECRET not in shown_text
+    assert as_json(ctl(server, "-o", "json", "remote", "show", "remotes/e2e-hub")) == created
+
+    listed = as_json(ctl(server, "-o", "json", "remote", "list"))
+    assert [r["name"] for r in listed if r["name"] == "remotes/e2e-hub"] == ["remotes/e2e-hub"]
+
+    updated = as_json(
+        ctl(server, "-o", "json", "remote", "update", "e2e-hub", "--exclude-tags", "*-rc*")
+    )
+    assert updated["exclude_tags"] == ["*-rc*"]
+    assert updated["include_tags"] == ["1.*", "2.*"]
+    assert updated["password_set"] is True
+    assert updated["uid"] == created["uid"]
+
+    assert ok(ctl(server, "remote", "delete", "e2e-hub")).strip() == "deleted remotes/e2e-hub"
+    failed(ctl(server, "remote", "show", "e2e-hub"), "NOT_FOUND")
+
+
+def test_version_and_task_commands(server: ServerProcess) -> None:
+    ok(ctl(server, "repository", "create", "e2e-versions"))
+    versions = as_json(ctl(server, "-o", "json", "version", "list", "e2e-versions"))
+    assert [v["name"] for v in versions] == ["repositories/e2e-versions/versions/0"]
+    table = ok(ctl(server, "version", "list", "e2e-versions")).splitlines()
+    assert table[0].split() == ["NUMBER", "CREATED", "BASE", "ADDED", "REMOVED", "PRESENT"]
+    assert table[1].split()[0] == "0"
+
+    latest = as_json(ctl(server, "-o", "json", "version", "show", "e2e-versions", "latest"))
+    assert latest["name"] == "repositories/e2e-versions/versions/0"
+    assert latest["base_version"] == ""
+    assert "content_summary" in latest
+    text = ok(ctl(server, "version", "show", "e2e-versions", "0")).splitlines()
+    assert "name: repositories/e2e-versions/versions/0" in text
+    assert "content: (none)" in text
+    failed(ctl(server, "version", "delete", "e2e-versions", "0"), "FAILED_PRECONDITION")
+
+    # A sync that must fail: an upstream on a port nobody listens on, no retries.
+    ok(
+        ctl(
+            server,
+            "remote",
+            "create",
+            "e2e-dead",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "--upstream-name",
+            "library/hello-world",
+            "--max-retries",
+            "0",
+        )
+    )
+    task = as_json(
+        ctl(server, "-o", "json", "sync", "e2e-versions", "--remote", "e2e-dead", "--detach")
+    )
+    assert task["name"].startswith("tasks/")
+    assert task["state"] == "TASK_STATE_QUEUED"
+    assert task["parameters"]["repository"] == "repositories/e2e-versions"
+
+    watched = ctl(server, "task", "watch", task["name"].removeprefix("tasks/"))
+    assert watched.returncode == 1
+    assert watched.stderr.splitlines()[-1].startswith(f"error: {task['name']} failed:")
+
+    mine = as_json(
+        ctl(
+            server,
+            "-o",
+            "json",
+            "task",
+            "list",
+            "--state",
+            "failed",
+            "--repository",
+            "e2e-versions",
+        )
+    )
+    assert [t["name"] for t in mine] == [task["name"]]
+    assert mine[0]["state"] == "TASK_STATE_FAILED"
+    assert mine[0]["error"]["code"] and mine[0]["error"]["reason"]
+    table = ok(ctl(server, "task", "list")).splitlines()
+    assert table[0].split() == ["NAME", "KIND", "STATE", "CREATED", "PARAMETERS"]
+    assert any(line.split()[:3] == [task["name"], "sync", "failed"] for line in table[1:])
+
+
+def test_errors_are_one_line_on_stderr(server: ServerProcess) -> None:
+    line = failed(ctl(server, "repository", "show", "e2e-missing"), "NOT_FOUND")
+    assert "REPOSITORY_NOT_FOUND" in line
+    line = failed(ctl(server, "repository", "create", "Not_Valid"), "INVALID_ARGUMENT")
+    assert "repository_id" in line
+
+    unreachable = ctl(None, "--server", f"127.0.0.1:{free_port()}", "repository", "list")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach the mirror server at ")
+    assert len(unreachable.stderr.splitlines()) == 1
+
+
+def test_mirror_server_environment_variable(server: ServerProcess) -> None:
+    ok(ctl(server, "repository", "create", "e2e-env"))
+    listed = as_json(
+        ctl(None, "-o", "json", "repository", "list", env=clean_env(MIRROR_SERVER=server.address))
+    )
+    assert "repositories/e2e-env" in [r["name"] for r in listed]
+    # The variable is really used: pointing it at nothing fails.
+    dead = f"127.0.0.1:{free_port()}"
+    result = ctl(None, "repository", "list", env=clean_env(MIRROR_SERVER=dead))
+    assert result.returncode == 1
+    assert dead in result.stderr
+
+
+def test_sigterm_stops_cleanly_and_every_rpc_is_logged(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    own = start_server(tmp_path_factory.mktemp("e2e-sigterm"))
+    try:
+        ok(ctl(own, "repository", "create", "logged"))
+        ok(ctl(own, "repository", "show", "logged"))
+        ctl(own, "repository", "show", "absent")
+        ok(
+            ctl(
+                own,
+                "remote",
+                "create",
+                "logged",
+                "--url",
+                "https://registry.example.com",
+                "--upstream-name",
+                "library/hello",
+                "--password-stdin",
+                stdin=SECRET + "\n",
+            )
+        )
+    finally:
+        status = own.stop()
+    log = own.log()
+    assert status == 0, log
+    rpcs = [match.groups() for line in log.splitlines() if (match := RPC_LINE.search(line))]
+    assert rpcs == [
+        ("/mirror.v1.RepositoryService/CreateRepository", "OK"),
+        ("/mirror.v1.RepositoryService/GetRepository", "OK"),
+        ("/mirror.v1.RepositoryService/GetRepository", "NOT_FOUND"),
+        ("/mirror.v1.RemoteService/CreateRemote", "OK"),
+    ], log
+    assert SECRET not in log
+    assert "Traceback" not in log, log
