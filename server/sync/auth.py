@@ -9,6 +9,7 @@ realm on the same host or registrable domain (or allow-listed); never https -> h
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -92,6 +93,7 @@ class Authorizer:
         self.netloc = parts.netloc
         self._tokens: dict[str, tuple[str, float]] = {}
         self._basic = False  # the registry asked for Basic auth
+        self._lock = asyncio.Lock()
 
     def may_receive_credentials(self, url: str) -> bool:
         """Only the registry itself gets Authorization (not blob CDNs or foreign URLs)."""
@@ -105,8 +107,22 @@ class Authorizer:
             return basic_header(self._remote.username, self._remote.password)
         return None
 
-    async def answer(self, challenge_header: str | None, scope: str, proxy: ProxySettings) -> None:
-        """React to a 401: obtain a token or switch to Basic; raise if we cannot."""
+    async def answer(
+        self,
+        challenge_header: str | None,
+        scope: str,
+        proxy: ProxySettings,
+        sent: str | None,
+    ) -> None:
+        """React to a 401 of a request sent with Authorization `sent`: obtain a token or switch
+        to Basic; raise if we cannot. Concurrent 401s share one token request."""
+        async with self._lock:
+            current = self.header_for(scope)
+            if current is not None and current != sent:
+                return  # another request already refreshed the credentials
+            await self._answer(challenge_header, scope, proxy)
+
+    async def _answer(self, challenge_header: str | None, scope: str, proxy: ProxySettings) -> None:
         challenge = parse_challenge(challenge_header)
         self._tokens.pop(scope, None)
         if challenge is None:

@@ -486,7 +486,7 @@ class _Exchange:
             if resp.status == 401 and send_auth and not answered_challenge:
                 challenge = resp.headers.get("WWW-Authenticate")
                 resp.release()
-                await up._auth.answer(challenge, up._scope, up._proxy)
+                await up._auth.answer(challenge, up._scope, up._proxy, headers.get("Authorization"))
                 answered_challenge = True
                 continue
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
