@@ -46,6 +46,13 @@ class MirrorError(Exception):
         self.metadata = {k: str(v) for k, v in metadata.items() if v is not None}
 
 
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order; `[exc]` for a plain one."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+
+
 class NotFound(MirrorError):
     """The named resource does not exist."""
 

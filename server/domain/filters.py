@@ -30,8 +30,11 @@ class TagFilter:
         """Every include is a plain tag or a digest: no need to list upstream tags."""
         return bool(self.include) and not any(WILDCARD_CHARS & set(p) for p in self.include_tags)
 
+    def excludes(self, tag: str) -> bool:
+        return any(fnmatchcase(tag, p) for p in self.exclude)
+
     def wants(self, tag: str) -> bool:
-        if any(fnmatchcase(tag, p) for p in self.exclude):
+        if self.excludes(tag):
             return False
         patterns = self.include_tags
         if not self.include:

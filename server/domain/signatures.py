@@ -13,6 +13,7 @@ verifies a signature; metadata (key id, creator, time) is read for display only.
 
 from __future__ import annotations
 
+import bz2
 import json
 import re
 import zlib
@@ -89,7 +90,7 @@ def read_atomic_metadata(data: bytes) -> tuple[str, str, datetime | None]:
         stamp = optional.get("timestamp")
         when = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) else None
         return key_id, creator, when
-    except (ValueError, IndexError, zlib.error, OverflowError, OSError):
+    except (ValueError, IndexError, zlib.error, OverflowError, OSError, EOFError):
         return key_id, "", None
 
 
@@ -110,6 +111,8 @@ def _decompress(body: bytes) -> bytes:
         return zlib.decompress(payload, -15)
     if algorithm == 2:  # ZLIB
         return zlib.decompress(payload)
+    if algorithm == 3:  # BZip2
+        return bz2.decompress(payload)
     raise ValueError(f"unsupported OpenPGP compression {algorithm}")
 
 

@@ -8,10 +8,13 @@ A signature that cannot be fetched never fails the sync: it becomes a warning, c
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from server.domain.digests import Digest
-from server.domain.errors import UpstreamError
-from server.domain.manifests import ManifestKind
+from server.domain.errors import UpstreamError, leaves
+from server.domain.filters import TagFilter
+from server.domain.manifests import Descriptor, ManifestKind
 from server.domain.resources import Remote
 from server.domain.signatures import (
     COSIGN_SIMPLESIGNING,
@@ -23,6 +26,8 @@ from server.domain.signatures import (
 from server.sync.snapshot import FoundSignature, Gatherer
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _kind_of(artifact_type: str) -> str:
@@ -40,6 +45,7 @@ class SignatureCollector:
         self._g = gatherer
         self._remote = remote
         self._listed = listed
+        self._filter = TagFilter(remote.include_tags, remote.exclude_tags)
         self.failures = 0
 
     async def collect(self) -> None:
@@ -52,14 +58,29 @@ class SignatureCollector:
                 f"{self.failures} signature source(s) could not be fetched; see earlier warnings"
             )
 
-    async def _guard(self, what: str, error: UpstreamError) -> None:
-        self.failures += 1
-        await self._g.context.warn(f"{what} could not be fetched: {error.message}")
+    async def _attempt(self, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
+        """Run an optional step; an upstream failure (even inside a TaskGroup) becomes a
+        counted warning and the snapshot goes back to where it was before the step."""
+        saved = self._g.snapshot.checkpoint()
+        try:
+            return await step()
+        except (UpstreamError, BaseExceptionGroup) as exc:
+            found = leaves(exc)
+            if not all(isinstance(e, UpstreamError) for e in found):
+                raise
+            self._g.snapshot.restore(saved)
+            self.failures += 1
+            message = found[0].message  # type: ignore[attr-defined]
+            await self._g.context.warn(f"{what} could not be fetched: {message}")
+            return None
 
     async def _resolve_present(self, wanted: dict[str, Digest]) -> dict[str, Digest]:
         """Resolve those of `wanted` (tag -> subject) that exist upstream: the listing says
         which, or (no listing) a HEAD of each. Returns the present ones."""
-        candidates = sorted(wanted if self._listed is None else set(wanted) & self._listed)
+        # Include patterns do not apply to signature tags (they follow their image); an
+        # exclusion still wins, e.g. exclude_tags ["*.att"] keeps attestations out.
+        allowed = {t for t in wanted if not self._filter.excludes(t)}
+        candidates = sorted(allowed if self._listed is None else allowed & self._listed)
         await self._g.resolve_tags(candidates, quiet_missing=True)
         return {t: wanted[t] for t in candidates if t in self._g.snapshot.tags}
 
@@ -68,11 +89,14 @@ class SignatureCollector:
         # are spent on the tagged manifests only.
         signed = subjects if self._listed is None else self._g.snapshot.reachable(subjects)
         wanted = {tag: s for s in signed for tag in cosign_tags(s)}
-        try:
+
+        async def fetch() -> dict[str, Digest]:
             present = await self._resolve_present(wanted)
             await self._g.walk({self._g.snapshot.tags[t] for t in present})
-        except UpstreamError as exc:
-            await self._guard("cosign signatures", exc)
+            return present
+
+        present = await self._attempt("cosign signatures", fetch)
+        if present is None:
             return
         snapshot = self._g.snapshot
         for tag, subject in sorted(present.items()):
@@ -88,20 +112,21 @@ class SignatureCollector:
         snapshot = self._g.snapshot
         supported = True
         for subject in sorted(subjects):
-            try:
-                descriptors = await self._g.upstream.get_referrers(subject) if supported else None
-            except UpstreamError as exc:
-                await self._guard(f"referrers of {subject}", exc)
+
+            async def fetch(subject: Digest = subject) -> tuple[list[Descriptor] | None]:
+                descriptors = await self._g.upstream.get_referrers(subject)
+                if descriptors is not None:
+                    await self._g.walk({d.digest for d in descriptors})
+                return (descriptors,)  # (None,) = the registry has no referrers API
+
+            answer = await self._attempt(f"referrers of {subject}", fetch)
+            if answer is None:
                 continue
+            descriptors = answer[0]
             if descriptors is None:
                 supported = False
                 break
             digests = {d.digest for d in descriptors}
-            try:
-                await self._g.walk(digests)
-            except UpstreamError as exc:
-                await self._guard(f"referrers of {subject}", exc)
-                continue
             snapshot.artifacts |= snapshot.reachable(digests)
             for descriptor in descriptors:
                 self._note_referrer(subject, descriptor.digest)
@@ -109,11 +134,14 @@ class SignatureCollector:
             return
         # No referrers API: the OCI 1.1 fallback is an index tagged sha256-<hex>.
         wanted = {referrers_fallback_tag(s): s for s in subjects}
-        try:
+
+        async def fetch_fallback() -> dict[str, Digest]:
             present = await self._resolve_present(wanted)
             await self._g.walk({snapshot.tags[t] for t in present})
-        except UpstreamError as exc:
-            await self._guard("referrers (fallback tags)", exc)
+            return present
+
+        present = await self._attempt("referrers (fallback tags)", fetch_fallback)
+        if present is None:
             return
         for tag, subject in present.items():
             index = snapshot.manifests.get(snapshot.tags[tag])
@@ -144,24 +172,28 @@ class SignatureCollector:
         for subject in sorted(subjects):
             raw: list[tuple[str, bytes]] = []
             if extension:
-                try:
-                    found = await self._g.upstream.get_atomic_signatures(subject)
-                except UpstreamError as exc:
-                    await self._guard(f"atomic signatures of {subject}", exc)
-                    found = []
-                if found is None:
-                    extension = False
-                else:
-                    raw += found
+
+                async def extension_api(subject: Digest = subject) -> tuple[Any]:
+                    return (await self._g.upstream.get_atomic_signatures(subject),)
+
+                answer = await self._attempt(f"atomic signatures of {subject}", extension_api)
+                if answer is not None and answer[0] is None:
+                    extension = False  # the registry has no signature extension
+                elif answer is not None:
+                    raw += answer[0]
             if self._remote.sigstore:
-                try:
-                    lookaside = await self._g.upstream.get_lookaside_signatures(
+
+                async def lookaside_store(subject: Digest = subject) -> list[bytes]:
+                    return await self._g.upstream.get_lookaside_signatures(
                         self._remote.sigstore, subject
                     )
-                except UpstreamError as exc:
-                    await self._guard(f"lookaside signatures of {subject}", exc)
-                    lookaside = []
-                raw += [(f"{subject}@signature-{i}", data) for i, data in enumerate(lookaside, 1)]
+
+                lookaside = await self._attempt(
+                    f"lookaside signatures of {subject}", lookaside_store
+                )
+                raw += [
+                    (f"{subject}@signature-{i}", data) for i, data in enumerate(lookaside or [], 1)
+                ]
             seen: set[Digest] = set()
             for name, data in raw:
                 digest = Digest.of_bytes(data)

@@ -46,6 +46,22 @@ class Snapshot:
     artifacts: set[Digest] = field(default_factory=set)
     signatures: list[FoundSignature] = field(default_factory=list)
 
+    def checkpoint(self) -> Snapshot:
+        """A copy to go back to if an optional step fails halfway."""
+        return Snapshot(
+            dict(self.tags),
+            set(self.roots),
+            dict(self.manifests),
+            list(self.new_manifests),
+            set(self.artifacts),
+            list(self.signatures),
+        )
+
+    def restore(self, saved: Snapshot) -> None:
+        self.tags, self.roots, self.manifests = saved.tags, saved.roots, saved.manifests
+        self.new_manifests, self.artifacts = saved.new_manifests, saved.artifacts
+        self.signatures = saved.signatures
+
     def reachable(self, roots: set[Digest]) -> set[Digest]:
         """Manifests reachable from `roots` through index children."""
         seen: set[Digest] = set()

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from server.domain.errors import MirrorError
+from server.domain.errors import MirrorError, leaves
 from server.domain.tasks import ProgressState, Task, TaskError, TaskState
 from server.store.schema import utcnow
 from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
@@ -33,15 +33,8 @@ WATCHDOG_INTERVAL = 2.0  # cancel requests from other processes and heartbeats
 
 def first_leaf(group: BaseExceptionGroup) -> BaseException:
     """The most telling exception of a group: a domain error if any, else the first leaf."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            stack[:0] = list(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return next((e for e in leaves if isinstance(e, MirrorError)), leaves[0])
+    found = leaves(group)
+    return next((e for e in found if isinstance(e, MirrorError)), found[0])
 
 
 class TaskRunner:
