@@ -142,9 +142,9 @@ async def blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(raw)
     storage = request.app[STORAGE]
     pull = request.app[PULL_THROUGH]
-    if not storage.has(digest):
-        await pull.wait_for_fill(raw)  # another pull may be storing it right now
-    headers = {**API_VERSION, "Docker-Content-Digest": raw, "ETag": f'"{raw}"'}
+    # Validators of stored blobs are FileResponse's own (mtime/size), which it also uses
+    # for If-None-Match; the digest travels in Docker-Content-Digest.
+    headers = {**API_VERSION, "Docker-Content-Digest": raw}
     if storage.has(digest):
         headers["Content-Type"] = "application/octet-stream"
         return web.FileResponse(storage.path(digest), headers=headers)
@@ -163,7 +163,12 @@ async def blob(request: web.Request) -> web.StreamResponse:
             {"Content-Type": "application/octet-stream", "Content-Length": str(found.size)}
         )
         return web.Response(headers=headers)
-    return await pull.serve(request, remote, descriptor(raw, found.size, found.media_type))
+    blob_descriptor = descriptor(raw, found.size, found.media_type)
+    response = await pull.serve(request, remote, blob_descriptor)
+    if response is None:  # another pull stored it meanwhile
+        headers["Content-Type"] = "application/octet-stream"
+        return web.FileResponse(storage.path(digest), headers=headers)
+    return response
 
 
 async def referrers(request: web.Request) -> web.Response:
@@ -236,6 +241,12 @@ async def unsupported(request: web.Request) -> web.Response:
 @web.middleware
 async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Unknown routes get the spec's JSON; a bug is logged and answered 500 without details."""
+    if "%2f" in request.raw_path.split("?", 1)[0].lower():
+        # Routing sees the decoded path; a proxy in front may authorise on the raw one.
+        # An encoded slash must not quietly become a name separator.
+        return errors.error_response(
+            errors.NAME_INVALID, {"path": request.raw_path}, head=_head(request)
+        )
     try:
         return await handler(request)
     except web.HTTPNotFound:
@@ -243,6 +254,10 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
             errors.NAME_UNKNOWN, {"path": request.path}, head=_head(request)
         )
     except web.HTTPMethodNotAllowed:
+        if request.method in ("GET", "HEAD"):  # no such read route: unknown, not a write
+            return errors.error_response(
+                errors.NAME_UNKNOWN, {"path": request.path}, head=_head(request)
+            )
         return await unsupported(request)
     except web.HTTPException:
         raise

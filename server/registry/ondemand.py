@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -42,6 +43,7 @@ class PullThrough:
         self._clients: dict[str, tuple[datetime | None, Upstream, contextlib.AsyncExitStack]] = {}
         self._lock = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
 
     async def remote(self, remote_pk: int) -> Remote | None:
         return await self._remotes.get_by_pk(remote_pk)
@@ -60,44 +62,64 @@ class PullThrough:
             return upstream
 
     async def aclose(self) -> None:
-        for fill in list(self._inflight.values()):
-            await asyncio.wait({fill})
+        """At shutdown: stop unfinished fills (their temp files go) and close the sessions."""
+        for drain in list(self._drains):
+            drain.cancel()
+        if self._drains:
+            await asyncio.wait(self._drains)
         for _, _, stack in self._clients.values():
             await stack.aclose()
         self._clients.clear()
 
-    async def wait_for_fill(self, digest: str) -> None:
-        """If another pull is filling `digest`, wait for it to end."""
-        while (pending := self._inflight.get(digest)) is not None:
-            await asyncio.wait({pending})
-
     async def serve(
         self, request: web.Request, remote: Remote, blob: Descriptor
-    ) -> web.StreamResponse:
-        """Stream `blob` from upstream to the client, storing it unless the policy is STREAMED."""
+    ) -> web.StreamResponse | None:
+        """Stream `blob` from upstream to the client, storing it unless the policy is STREAMED.
+
+        Returns None when, after waiting for another pull's fill, the blob is stored: the
+        caller serves the file.
+        """
         store = remote.policy is not Policy.STREAMED
-        upstream = await self._upstream(remote)
         key = str(blob.digest)
         done: asyncio.Future[bool] | None = None
         if store:
+            # Check and claim with no await in between, so one fill runs per digest.
+            while (pending := self._inflight.get(key)) is not None:
+                await asyncio.wait({pending})
+            if self._storage.has(blob.digest):
+                return None
             done = asyncio.get_running_loop().create_future()
             self._inflight[key] = done
+        failure: MirrorError | None = None
+        try:
+            upstream = await self._upstream(remote)
+            return await self._stream(request, upstream, blob, store)
+        except MirrorError as exc:
+            failure = exc
+            raise
+        finally:
+            if done is not None:
+                self._inflight.pop(key, None)
+                done.set_result(failure is None and self._storage.has(blob.digest))
+
+    async def _stream(
+        self, request: web.Request, upstream: Upstream, blob: Descriptor, store: bool
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 "Content-Type": "application/octet-stream",
-                "Docker-Content-Digest": key,
+                "Docker-Content-Digest": str(blob.digest),
                 "Docker-Distribution-API-Version": "registry/2.0",
             }
         )
         response.content_length = blob.size
-        failure: MirrorError | None = None
+        # The fill runs as its own task so a client disconnect does not stop it.
+        sink: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+        filler = asyncio.create_task(
+            _Fill(upstream, blob, self._storage if store else None).run(sink)
+        )
+        started = client_gone = False
         try:
-            # The fill runs as its own task so a client disconnect does not stop it.
-            sink: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
-            filler = asyncio.create_task(
-                _Fill(upstream, blob, self._storage if store else None).run(sink)
-            )
-            started = client_gone = False
             while (chunk := await sink.get()) is not None:
                 if client_gone:
                     continue
@@ -108,22 +130,23 @@ class PullThrough:
                     await response.write(chunk)
                 except (ConnectionResetError, RuntimeError):
                     client_gone = True
-            failure = await filler
-            if failure is None:
-                if not started:
-                    await response.prepare(request)
-                await response.write_eof()
-                return response
+        except asyncio.CancelledError:
+            # The request is gone; keep draining so the fill can finish storing the blob.
+            self._drains.add(drain := asyncio.create_task(_drain(sink, filler)))
+            drain.add_done_callback(self._drains.discard)
+            raise
+        failure = await filler
+        if failure is None:
             if not started:
-                return upstream_error_response(failure)
-            # Bytes went out already: cut the connection so the client sees a short body.
-            if request.transport is not None:
-                request.transport.close()
+                await response.prepare(request)
+            await response.write_eof()
             return response
-        finally:
-            if done is not None:
-                self._inflight.pop(key, None)
-                done.set_result(failure is None)
+        if not started:
+            return upstream_error_response(failure)
+        # Bytes went out already: cut the connection so the client sees a short body.
+        if request.transport is not None:
+            request.transport.close()
+        return response
 
 
 class _Fill:
@@ -174,6 +197,12 @@ class _Fill:
             return exc
         finally:
             await sink.put(None)
+
+
+async def _drain(sink: asyncio.Queue[bytes | None], filler: asyncio.Task[Any]) -> None:
+    while await sink.get() is not None:
+        pass
+    await filler
 
 
 async def _chunks(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

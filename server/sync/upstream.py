@@ -328,6 +328,8 @@ class Upstream:
         exchange, resp = await self._retrying(attempt)
         try:
             yield resp
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _body_error(self.host, exc) from exc
         finally:
             await exchange.__aexit__(None, None, None)
 
@@ -409,6 +411,12 @@ class Upstream:
         )
 
 
+def _body_error(host: str, exc: BaseException) -> UpstreamUnavailable:
+    return UpstreamUnavailable(
+        f"{host} broke off a response: {exc.__class__.__name__}: {exc}", host=host
+    )
+
+
 def _next_link(values: list[str]) -> str | None:
     for value in values:
         for part in value.split(","):
@@ -451,10 +459,15 @@ class _Exchange:
             raise
         return self._response
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         if self._response is not None:
             self._response.release()
         self._release()
+        if isinstance(exc, aiohttp.ClientError | TimeoutError):
+            # The body broke off mid-read (reset, truncated chunk): transient, retried.
+            raise _body_error(self._up.host, exc) from exc
 
     def _release(self) -> None:
         if self._slot_held:

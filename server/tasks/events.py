@@ -43,8 +43,17 @@ class TaskEvents:
 
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Queue[TaskEvent]]] = defaultdict(set)
+        self._running_here: set[str] = set()
+
+    def is_running_here(self, task_id: str) -> bool:
+        """Whether this process runs the task (its events are the freshest source)."""
+        return task_id in self._running_here
 
     def publish(self, event: TaskEvent) -> None:
+        if event.kind is EventKind.STATE:
+            self._running_here.add(event.task.task_id)
+        elif event.kind is EventKind.FINISHED:
+            self._running_here.discard(event.task.task_id)
         for queue in self._watchers.get(event.task.task_id, ()):
             if queue.full():
                 if event.kind is EventKind.PROGRESS:

@@ -37,7 +37,9 @@ async def watch_task(
                 if fresh.state != seen.state:
                     seen = fresh
                     yield TaskEvent(EventKind.STATE, fresh)
-                elif fresh.progress != seen.progress:
+                elif fresh.progress != seen.progress and not events.is_running_here(task_id):
+                    # The row is written about once a second, so it lags the events of a
+                    # task run here; it is the only source for a task run elsewhere.
                     seen = fresh
                     yield TaskEvent(EventKind.PROGRESS, fresh)
                 continue
