@@ -36,6 +36,8 @@ FOREIGN_LAYER_TYPES = (
 )
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_MEDIA_TYPE = 255  # RFC 6838 caps each part at 127 characters
+MAX_PLATFORM_FIELD = 64
 
 
 class ManifestKind(StrEnum):
@@ -100,12 +102,17 @@ def _descriptor(raw: object, where: str) -> Descriptor:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"{where} has no valid size")
     media_type = raw.get("mediaType", "")
-    if not isinstance(media_type, str):
+    if not isinstance(media_type, str) or len(media_type) > MAX_MEDIA_TYPE:
         raise ManifestError(f"{where} has an invalid mediaType")
     urls = raw.get("urls") or []
     platform = raw.get("platform") or {}
     if not isinstance(urls, list) or not isinstance(platform, dict):
         raise ManifestError(f"{where} has invalid urls or platform")
+    if any(
+        len(str(platform.get(k, ""))) > MAX_PLATFORM_FIELD
+        for k in ("os", "architecture", "variant")
+    ):
+        raise ManifestError(f"{where} has an oversized platform field")
     return Descriptor(
         digest=digest,
         size=size,
@@ -157,8 +164,8 @@ def parse_manifest(data: bytes, content_type: str, digest: Digest | None = None)
     if "subject" in doc:
         subject = _descriptor(doc["subject"], "subject").digest
     artifact_type = doc.get("artifactType", "")
-    if not isinstance(artifact_type, str):
-        raise ManifestError("artifactType is not a string")
+    if not isinstance(artifact_type, str) or len(artifact_type) > MAX_MEDIA_TYPE:
+        raise ManifestError("artifactType is not a valid media type")
     if media_type in INDEX_TYPES:
         if "layers" in doc or "config" in doc:
             raise ManifestError("an index must not carry config or layers")

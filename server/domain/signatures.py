@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from server.domain.digests import Digest
 
 COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
+MAX_INFLATED = 1024 * 1024  # an atomic signature's claims are a few hundred bytes
+MAX_TEXT = 255  # name, key id and creator columns
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ARTIFACT_TYPES = (
     COSIGN_SIMPLESIGNING,
@@ -85,8 +87,10 @@ def read_atomic_metadata(data: bytes) -> tuple[str, str, datetime | None]:
             else:
                 key_id, literal = _note(tag, body, key_id, literal)
         claims = json.loads(literal) if literal else {}
-        optional = claims.get("optional") or {}
-        creator = str(optional.get("creator", ""))
+        optional = claims.get("optional") if isinstance(claims, dict) else None
+        if not isinstance(optional, dict):
+            return key_id, "", None
+        creator = str(optional.get("creator", ""))[:MAX_TEXT]
         stamp = optional.get("timestamp")
         when = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) else None
         return key_id, creator, when
@@ -104,15 +108,15 @@ def _note(tag: int, body: bytes, key_id: str, literal: bytes) -> tuple[str, byte
 
 
 def _decompress(body: bytes) -> bytes:
+    """Inflate at most MAX_INFLATED bytes: a small signature must not expand into gigabytes."""
     algorithm, payload = body[0], body[1:]
     if algorithm == 0:
         return payload
-    if algorithm == 1:  # ZIP (raw deflate)
-        return zlib.decompress(payload, -15)
-    if algorithm == 2:  # ZLIB
-        return zlib.decompress(payload)
+    if algorithm in (1, 2):  # ZIP (raw deflate), ZLIB
+        inflater = zlib.decompressobj(-15 if algorithm == 1 else 15)
+        return inflater.decompress(payload, MAX_INFLATED)
     if algorithm == 3:  # BZip2
-        return bz2.decompress(payload)
+        return bz2.BZ2Decompressor().decompress(payload, MAX_INFLATED)
     raise ValueError(f"unsupported OpenPGP compression {algorithm}")
 
 

@@ -165,12 +165,12 @@ class _Fill:
         held: bytes | None = None
         try:
             async with contextlib.AsyncExitStack() as stack:
+                resp = await stack.enter_async_context(self._upstream.open_blob(self._blob))
                 writer: BlobWriter | None = None
-                if self._storage is not None:
+                if self._storage is not None:  # opened once upstream answered
                     writer = await stack.enter_async_context(
                         self._storage.writer(self._blob.digest, self._blob.size)
                     )
-                resp = await stack.enter_async_context(self._upstream.open_blob(self._blob))
                 async for chunk in _chunks(resp.content.iter_chunked(BLOB_CHUNK)):
                     hasher.update(chunk)
                     size += len(chunk)

@@ -72,7 +72,9 @@ class BlobWriter:
         return final
 
     def abort(self) -> None:
-        self._file.close()
+        """Drop what was written (idempotent; a no-op after a successful commit)."""
+        if not self._file.closed:
+            self._file.close()
         self._discard()
 
     def _discard(self) -> None:
@@ -127,6 +129,10 @@ class BlobStorage:
                 writer._file.close()
             with contextlib.suppress(FileNotFoundError):
                 writer.temp.unlink()
+
+    async def open_writer(self, expected: Digest, expected_size: int | None = None) -> BlobWriter:
+        """A writer the caller must `commit` or `abort` (for loops that cannot nest a block)."""
+        return BlobWriter(self, expected, expected_size)
 
     async def write_bytes(self, digest: Digest, data: bytes) -> Path:
         """Store small content already in memory (e.g. a config blob)."""

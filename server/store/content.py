@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from server.domain.manifests import Descriptor, Manifest, ManifestKind, schema1_blobs
+from server.domain.manifests import Descriptor, Manifest
 from server.store.db import Database
 from server.store.schema import (
     BlobRow,
@@ -96,21 +96,10 @@ class ContentStore:
         for manifest in manifests:
             for blob in manifest.blobs:
                 blobs.setdefault(str(blob.digest), blob)
-        schema1 = {
-            str(m.digest): [str(d) for d in schema1_blobs(m.data)]
-            for m in manifests
-            if m.kind is ManifestKind.SCHEMA1
-        }
         async with self._db.session() as session, session.begin():
             blob_rows = [
                 {"digest": d, "size": b.size, "media_type": b.media_type} for d, b in blobs.items()
             ]
-            for digests in schema1.values():
-                blob_rows += [
-                    {"digest": d, "size": 0, "media_type": "application/octet-stream"}
-                    for d in digests
-                    if d not in blobs
-                ]
             await self._insert_ignore(session, BlobRow, blob_rows)
             await self._insert_ignore(
                 session,
@@ -128,7 +117,7 @@ class ContentStore:
                     for m in manifests
                 ],
             )
-            all_blob_digests = set(blobs) | {d for ds in schema1.values() for d in ds}
+            all_blob_digests = set(blobs)
             manifest_digests = {str(m.digest) for m in manifests} | {
                 str(c.digest) for m in manifests for c in m.children
             }
@@ -138,11 +127,6 @@ class ContentStore:
                 {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
                 for m in manifests
                 for b in m.blobs
-            ]
-            links += [
-                {"manifest_id": manifest_ids[digest], "blob_id": blob_ids[d]}
-                for digest, ds in schema1.items()
-                for d in ds
             ]
             await self._insert_ignore(session, ManifestBlobRow, _unique(links))
             children = [

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from server.domain.digests import Digest
 from server.domain.errors import (
     FailedPrecondition,
+    MirrorError,
     NotFound,
 )
 from server.domain.filters import TagFilter
-from server.domain.manifests import Descriptor, ManifestKind, schema1_blobs
+from server.domain.manifests import Descriptor
 from server.domain.names import version_name
 from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
+from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
 from server.storage.blobs import BlobStorage
@@ -129,12 +131,13 @@ class SyncEngine:
             mirror=params.mirror,
             remote_pk=await self._remotes.pk_of(remote.remote_id),
         )
+        if version is not None:
+            context.created = (version_name(params.repository_id, version.number),)
         await saving.set(done=1, total=1)
         await saving.finish()
-        if version is None:
-            return ()
-        await self._prune(params.repository_id)
-        return (version_name(params.repository_id, version.number),)
+        if version is not None:
+            await self._prune(context, params.repository_id)
+        return context.created
 
     async def _list_tags(
         self, context: TaskContext, remote: Remote, upstream: Upstream
@@ -150,6 +153,13 @@ class SyncEngine:
             await stage.finish(ProgressState.SKIPPED)
             return tags, None
         listed = await upstream.list_tags()
+        invalid = [t for t in listed if not is_tag(t)]
+        if invalid:
+            await context.warn(
+                f"{len(invalid)} upstream tag(s) are not valid OCI tags and were skipped, "
+                f"e.g. {invalid[0][:80]!r}"
+            )
+            listed = [t for t in listed if is_tag(t)]
         tags = tag_filter.select(listed)
         await stage.set(done=1, message=f"Listed {len(listed)} upstream tags, {len(tags)} selected")
         await stage.finish()
@@ -231,7 +241,10 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        missing = [b for b in wanted if not self._storage.has(b.digest)]
+        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
+        missing = await asyncio.to_thread(
+            lambda: [b for b in wanted if not self._storage.has(b.digest)]
+        )
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
@@ -258,15 +271,9 @@ class SyncEngine:
         manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
         if len(manifest_ids) != len(snapshot.manifests):
             raise RuntimeError("a manifest of this sync has no row after saving")
-        blob_digests = {
-            str(b)
-            for m in snapshot.manifests.values()
-            for b in (
-                schema1_blobs(m.data)
-                if m.kind is ManifestKind.SCHEMA1
-                else [d.digest for d in m.blobs]
-            )
-        }
+        # Schema1 manifests are kept as fetched; their layers (fsLayers, no sizes) are not
+        # mirrored, so they are not content of the version either.
+        blob_digests = {str(b.digest) for m in snapshot.manifests.values() for b in m.blobs}
         blob_ids = await self._content.blob_ids(blob_digests)
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
@@ -295,7 +302,7 @@ class SyncEngine:
             keys=frozenset(keys), tag_names={pk: name for (name, _), pk in tag_ids.items()}
         )
 
-    async def _prune(self, repository_id: str) -> None:
+    async def _prune(self, context: TaskContext, repository_id: str) -> None:
         """Delete versions beyond `retain_versions`, oldest first (pinned ones stay)."""
         repo = await self._repositories.get(repository_id)
         if repo.retain_versions <= 0:
@@ -306,3 +313,5 @@ class SyncEngine:
                 await self._versions.delete(repository_id, old.number)
             except FailedPrecondition as exc:  # a pinned version stays
                 log.info("keeping %s: %s", old.name, exc)
+            except MirrorError as exc:  # e.g. deleted meanwhile by a user
+                await context.warn(f"retain_versions could not delete {old.name}: {exc.message}")

@@ -94,7 +94,7 @@ async def open_session(
         sock_connect=remote.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
         sock_read=remote.sock_read_timeout or DEFAULT_SOCK_READ_TIMEOUT,
     )
-    headers = dict(remote.headers)
+    headers: dict[str, str] = {}
     # Hash the raw bytes: transparent decompression changes digests and invites bombs.
     headers["Accept-Encoding"] = "identity"
     headers.setdefault("User-Agent", "mirror/0.1")

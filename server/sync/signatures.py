@@ -7,17 +7,19 @@ A signature that cannot be fetched never fails the sync: it becomes a warning, c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from server.domain.digests import Digest
 from server.domain.errors import UpstreamError, leaves
 from server.domain.filters import TagFilter
-from server.domain.manifests import Descriptor, ManifestKind
+from server.domain.manifests import ManifestKind
 from server.domain.resources import Remote
 from server.domain.signatures import (
     COSIGN_SIMPLESIGNING,
+    MAX_TEXT,
     SIGNATURE_ARTIFACT_TYPES,
     cosign_tags,
     read_atomic_metadata,
@@ -108,28 +110,63 @@ class SignatureCollector:
                     FoundSignature(tag, "cosign", subject, manifest.data, manifest.digest)
                 )
 
+    async def _each(
+        self,
+        what: str,
+        subjects: list[Digest],
+        fetch: Callable[[Digest], Awaitable[T]],
+    ) -> dict[Digest, T]:
+        """`fetch` for every subject at once (the upstream's slots bound the requests); a
+        failure is a counted warning. Answers only: the snapshot is not touched here."""
+        answers: dict[Digest, T] = {}
+
+        async def one(subject: Digest) -> None:
+            try:
+                answers[subject] = await fetch(subject)
+            except UpstreamError as exc:
+                self.failures += 1
+                await self._g.context.warn(
+                    f"{what} of {subject} could not be fetched: {exc.message}"
+                )
+
+        async with asyncio.TaskGroup() as group:
+            for subject in subjects:
+                group.create_task(one(subject))
+        return answers
+
+    async def _probe_then_each(
+        self, what: str, subjects: set[Digest], fetch: Callable[[Digest], Awaitable[T | None]]
+    ) -> dict[Digest, T] | None:
+        """Ask for the first subject alone: None back means the registry lacks the API
+        (one request spent, not one per subject); otherwise ask for the rest at once."""
+        ordered = sorted(subjects)
+        if not ordered:
+            return {}
+        first = await self._each(what, ordered[:1], fetch)
+        if ordered[0] in first and first[ordered[0]] is None:
+            return None
+        rest = await self._each(what, ordered[1:], fetch)
+        return {s: a for s, a in {**first, **rest}.items() if a is not None}
+
     async def _referrers(self, subjects: set[Digest]) -> None:
         snapshot = self._g.snapshot
-        supported = True
-        for subject in sorted(subjects):
-
-            async def fetch(subject: Digest = subject) -> tuple[list[Descriptor] | None]:
-                descriptors = await self._g.upstream.get_referrers(subject)
-                if descriptors is not None:
-                    await self._g.walk({d.digest for d in descriptors})
-                return (descriptors,)  # (None,) = the registry has no referrers API
-
-            answer = await self._attempt(f"referrers of {subject}", fetch)
-            if answer is None:
-                continue
-            descriptors = answer[0]
-            if descriptors is None:
-                supported = False
-                break
+        found = await self._probe_then_each("referrers", subjects, self._g.upstream.get_referrers)
+        supported = found is not None
+        # One walk per subject (only those with referrers cost requests), so a broken
+        # referrer costs that subject's referrers alone.
+        for subject, descriptors in sorted((found or {}).items()):
             digests = {d.digest for d in descriptors}
-            snapshot.artifacts |= snapshot.reachable(digests)
-            for descriptor in descriptors:
-                self._note_referrer(subject, descriptor.digest)
+            if not digests:
+                continue
+
+            async def walk(digests: set[Digest] = digests) -> bool:
+                await self._g.walk(digests)
+                return True
+
+            if await self._attempt(f"referrers of {subject}", walk):
+                snapshot.artifacts |= snapshot.reachable(digests)
+                for descriptor in descriptors:
+                    self._note_referrer(subject, descriptor.digest)
         if supported:
             return
         # No referrers API: the OCI 1.1 fallback is an index tagged sha256-<hex>.
@@ -167,43 +204,33 @@ class SignatureCollector:
             )
 
     async def _atomic(self, subjects: set[Digest]) -> None:
-        snapshot = self._g.snapshot
-        extension = True
-        for subject in sorted(subjects):
-            raw: list[tuple[str, bytes]] = []
-            if extension:
+        upstream = self._g.upstream
+        raw: dict[Digest, list[tuple[str, bytes]]] = {s: [] for s in subjects}
+        extension = await self._probe_then_each(
+            "atomic signatures", subjects, upstream.get_atomic_signatures
+        )
+        for subject, entries in (extension or {}).items():
+            raw[subject] += entries
+        if self._remote.sigstore:
+            sigstore = self._remote.sigstore
 
-                async def extension_api(subject: Digest = subject) -> tuple[Any]:
-                    return (await self._g.upstream.get_atomic_signatures(subject),)
+            async def lookaside(subject: Digest) -> list[bytes]:
+                return await upstream.get_lookaside_signatures(sigstore, subject)
 
-                answer = await self._attempt(f"atomic signatures of {subject}", extension_api)
-                if answer is not None and answer[0] is None:
-                    extension = False  # the registry has no signature extension
-                elif answer is not None:
-                    raw += answer[0]
-            if self._remote.sigstore:
-
-                async def lookaside_store(subject: Digest = subject) -> list[bytes]:
-                    return await self._g.upstream.get_lookaside_signatures(
-                        self._remote.sigstore, subject
-                    )
-
-                lookaside = await self._attempt(
-                    f"lookaside signatures of {subject}", lookaside_store
-                )
-                raw += [
-                    (f"{subject}@signature-{i}", data) for i, data in enumerate(lookaside or [], 1)
-                ]
+            stored = await self._each("lookaside signatures", sorted(subjects), lookaside)
+            for subject, blobs in stored.items():
+                raw[subject] += [(f"{subject}@signature-{i}", d) for i, d in enumerate(blobs, 1)]
+        for subject in sorted(raw):
             seen: set[Digest] = set()
-            for name, data in raw:
+            for name, data in raw[subject]:
                 digest = Digest.of_bytes(data)
                 if digest in seen:
                     continue
                 seen.add(digest)
                 key_id, creator, timestamp = read_atomic_metadata(data)
-                snapshot.signatures.append(
+                self._g.snapshot.signatures.append(
                     FoundSignature(
-                        name or f"{subject}@{digest.hex[:32]}",
+                        (name or f"{subject}@{digest.hex[:32]}")[:MAX_TEXT],
                         "atomic",
                         subject,
                         data,

@@ -40,7 +40,7 @@ from server.domain.manifests import (
     parse_manifest,
 )
 from server.domain.resources import Remote
-from server.storage.blobs import BlobStorage
+from server.storage.blobs import BlobStorage, BlobWriter
 from server.sync.auth import Authorizer, read_capped
 from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
 from server.sync.session import ProxySettings
@@ -205,12 +205,13 @@ class Upstream:
 
         async def attempt() -> None:
             received = 0
+            writer: BlobWriter | None = None
             try:
-                async with (
-                    storage.writer(blob.digest, blob.size) as writer,
-                    self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp,
-                ):
+                # The temp file opens only once the response is good: a big first sync queues
+                # thousands of downloads, and an open file each would exhaust descriptors.
+                async with self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp:
                     await self._raise_for_status(resp, f"blob {blob.digest}")
+                    writer = await storage.open_writer(blob.digest, blob.size)
                     started = time.monotonic()
                     deadline = started + BLOB_GRACE_SECONDS + blob.size / MIN_BLOB_THROUGHPUT
                     async for chunk in resp.content.iter_chunked(BLOB_CHUNK):
@@ -229,6 +230,8 @@ class Upstream:
                             )
                     await writer.commit(self.host)
             except BaseException:
+                if writer is not None:
+                    writer.abort()
                 if on_bytes is not None and received:
                     on_bytes(-received)  # the retry starts over
                 raise
@@ -449,7 +452,6 @@ class _Exchange:
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
         up = self._up
-        await up._hosts.wait_ready(up.host)
         await up._slots.acquire()
         self._slot_held = True
         try:
@@ -479,7 +481,13 @@ class _Exchange:
         url = self._url
         answered_challenge = False
         for _ in range(MAX_REDIRECTS + 1):
+            # Checked after taking a slot and before every hop, so requests that queued
+            # before a 429 still honour the host's Retry-After.
+            await up._hosts.wait_ready(up.host)
             headers = dict(self._headers)
+            if up._auth.may_receive_credentials(url):
+                # The remote's extra headers (API keys...) are for the registry alone.
+                headers = {**dict(up._remote.headers), **headers}
             send_auth = self._credentials and up._auth.may_receive_credentials(url)
             if send_auth and (auth := up._auth.header_for(up._scope)):
                 headers["Authorization"] = auth

@@ -11,6 +11,7 @@ from server.tasks.events import EventKind, TaskEvent, TaskEvents
 
 PUBLISH_INTERVAL = 0.25  # at most ~4 progress events a second reach watchers
 PERSIST_INTERVAL = 1.0  # progress written to the task row at most once a second
+MAX_KEPT_WARNINGS = 200  # a task keeps this many warnings, then counts the rest
 
 
 class TaskContext:
@@ -23,6 +24,10 @@ class TaskContext:
         self._published = 0.0
         self._persisted = 0.0
         self.cancel_requested = False
+        self._suppressed = 0
+        # Resources already durable (a committed version): the task counts as done even if
+        # a later step fails or a cancel arrives.
+        self.created: tuple[str, ...] = ()
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -39,10 +44,19 @@ class TaskContext:
             await self.flush()
 
     async def warn(self, message: str) -> None:
-        """A non-fatal problem, delivered to every watcher and kept on the task."""
-        self.task = replace(self.task, warnings=(*self.task.warnings, message))
+        """A non-fatal problem, delivered to every watcher at once and kept on the task (the
+        first MAX_KEPT_WARNINGS of them, then a count), persisted with the next flush."""
+        kept = self.task.warnings
+        if len(kept) < MAX_KEPT_WARNINGS:
+            kept = (*kept, message)
+        else:
+            self._suppressed += 1
+            note = f"... and {self._suppressed} more warning(s)"
+            kept = (*kept[:MAX_KEPT_WARNINGS], note)
+        self.task = replace(self.task, warnings=kept)
         self._events.publish(TaskEvent(EventKind.WARNING, self.task, warning=message))
-        await self.flush()
+        if time.monotonic() - self._persisted >= PERSIST_INTERVAL:
+            await self.flush()
 
     async def flush(self) -> None:
         """Write progress to the row now (also the heartbeat); notes a cancel request."""

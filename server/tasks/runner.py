@@ -147,6 +147,14 @@ class TaskRunner:
             self._running.pop(task.task_id, None)
             self._slots.release()
         snapshot = context.task
+        if state is not TaskState.COMPLETED and context.created:
+            # What the task made is durable (e.g. a committed version): report it as done,
+            # and what went wrong afterwards as a warning.
+            assert error is not None
+            snapshot = replace(
+                snapshot, warnings=(*snapshot.warnings, f"after completion: {error.message}")
+            )
+            state, error, created = TaskState.COMPLETED, None, context.created
         if state is not TaskState.COMPLETED:
             snapshot = replace(
                 snapshot,
