@@ -1,4 +1,4 @@
-"""Composition root: database, stores, task runner, gRPC server (and, later, the registry)."""
+"""Composition root: database, stores, storage, task runner, gRPC server, registry endpoint."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 SHUTDOWN_GRACE = 5.0
+STALE_TEMP_SECONDS = 24 * 3600.0
 
 
 @dataclass
@@ -78,9 +79,9 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await db.migrate()
         storage = BlobStorage(settings.data_dir)
-        if db.is_sqlite:
-            # Alone on this data dir: temp files can only be leftovers of a crash.
-            storage.clear_temp()
+        # Alone on the data dir (SQLite), every temp file is a crash's leftover; beside other
+        # processes (PostgreSQL), only ones untouched for a day are.
+        storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         hosts = Hosts()

@@ -33,10 +33,6 @@ class Settings:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'mirror.db').resolve()}"
 
-    @property
-    def blob_root(self) -> Path:
-        return self.data_dir / "blobs"
-
 
 _ENV = {
     "grpc_address": "MIRROR_GRPC_ADDRESS",

@@ -6,7 +6,6 @@ MirrorError(reason, metadata)
   AlreadyExists            -> ALREADY_EXISTS
   InvalidArgument(fields)  -> INVALID_ARGUMENT     (with BadRequest field violations)
   FailedPrecondition       -> FAILED_PRECONDITION  (state forbids the call)
-  Cancelled                -> CANCELLED            (a task was cancelled)
   UpstreamError(host)
     UpstreamUnavailable    -> UNAVAILABLE          (429, 5xx, resets, timeouts; retryable)
     UpstreamAuthError      -> UNAUTHENTICATED      (401/403 after the token dance)
@@ -100,13 +99,6 @@ class FailedPrecondition(MirrorError):
 
     reason = "FAILED_PRECONDITION"
     code = "FAILED_PRECONDITION"
-
-
-class Cancelled(MirrorError):
-    """The task was cancelled on request."""
-
-    reason = "TASK_CANCELED"
-    code = "CANCELLED"
 
 
 class UpstreamError(MirrorError):

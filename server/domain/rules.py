@@ -74,6 +74,11 @@ def _check_url(value: str, field: str, required: bool) -> list[FieldViolation]:
         return [FieldViolation(field, f"needs a host (and a valid port): {value!r}")]
     if parts.query or parts.fragment:
         return [FieldViolation(field, "must not carry a query or fragment")]
+    if parts.username is not None or parts.password is not None:
+        # Credentials in a URL would be echoed in responses, errors and logs.
+        return [
+            FieldViolation(field, "must not carry credentials; use the username/password fields")
+        ]
     return []
 
 

@@ -21,7 +21,7 @@ from server.domain.plan import ContentKey
 from server.domain.resources import CONTENT_TYPES, SIGNATURE
 from server.services import convert
 from server.services.errors import unary_errors
-from server.services.paging import next_token, page_of
+from server.services.paging import is_change_key, is_content_key, next_token, page_of
 from server.store.content_queries import ContentQueries
 from server.store.membership import count_by_type
 
@@ -130,7 +130,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             "membership": request.membership,
             "manifest": request.manifest_digest,
         }
-        page = page_of(request.page_size, request.page_token, **filters)
+        page = page_of(request.page_size, request.page_token, cursor=is_content_key, **filters)
         _, keys = await self._queries.version_keys(
             name.repository.repository_id, name.number, _MEMBERSHIP[request.membership]
         )
@@ -168,7 +168,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             "target": request.target_version,
             "type": content_type,
         }
-        page = page_of(request.page_size, request.page_token, **filters)
+        page = page_of(request.page_size, request.page_token, cursor=is_change_key, **filters)
         _, _, added, removed = await self._queries.diff_keys(
             base.repository.repository_id, base.number, target.number
         )

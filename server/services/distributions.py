@@ -16,7 +16,7 @@ from server.domain.rules import is_oci_name
 from server.services import convert
 from server.services.errors import unary_errors
 from server.services.masks import resolve_mask
-from server.services.paging import next_token, page_of
+from server.services.paging import is_name, next_token, page_of
 from server.store.distributions import DistributionStore, pinned_version_name
 
 _OUTPUT_ONLY = ("name", "registry_path", "create_time", "update_time")
@@ -101,7 +101,7 @@ class DistributionServicer(pb_grpc.DistributionServiceServicer):
     async def ListDistributions(
         self, request: pb.ListDistributionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDistributionsResponse:
-        page = page_of(request.page_size, request.page_token)
+        page = page_of(request.page_size, request.page_token, cursor=is_name)
         found, more = await self._distributions.list(page.size, page.cursor)
         return pb.ListDistributionsResponse(
             distributions=[self._to_pb(d) for d in found],

@@ -12,7 +12,7 @@ from server.domain.rules import validate_remote
 from server.services import convert
 from server.services.errors import unary_errors
 from server.services.masks import resolve_mask
-from server.services.paging import next_token, page_of
+from server.services.paging import is_name, next_token, page_of
 from server.store.remotes import RemoteStore, merge
 
 _OUTPUT_ONLY = (
@@ -55,7 +55,7 @@ class RemoteServicer(pb_grpc.RemoteServiceServicer):
     async def ListRemotes(
         self, request: pb.ListRemotesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRemotesResponse:
-        page = page_of(request.page_size, request.page_token)
+        page = page_of(request.page_size, request.page_token, cursor=is_name)
         remotes, more = await self._remotes.list(page.size, page.cursor)
         return pb.ListRemotesResponse(
             remotes=[convert.remote_to_pb(r) for r in remotes],

@@ -11,7 +11,7 @@ from server.domain.names import RepositoryName, check_id
 from server.services import convert
 from server.services.errors import unary_errors
 from server.services.masks import resolve_mask
-from server.services.paging import next_token, page_of
+from server.services.paging import is_name, next_token, page_of
 from server.store.repositories import MUTABLE_FIELDS, RepositoryStore
 
 _OUTPUT_ONLY = (
@@ -65,7 +65,7 @@ class RepositoryServicer(pb_grpc.RepositoryServiceServicer):
     async def ListRepositories(
         self, request: pb.ListRepositoriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRepositoriesResponse:
-        page = page_of(request.page_size, request.page_token)
+        page = page_of(request.page_size, request.page_token, cursor=is_name)
         repos, more = await self._repositories.list(page.size, page.cursor)
         return pb.ListRepositoriesResponse(
             repositories=[convert.repository_to_pb(r) for r in repos],

@@ -11,7 +11,7 @@ from protos import mirror_pb2_grpc as pb_grpc
 from server.domain.names import TaskName
 from server.services import convert
 from server.services.errors import stream_errors, unary_errors
-from server.services.paging import next_token, page_of
+from server.services.paging import is_number, next_token, page_of
 from server.store.tasks import TaskStore
 from server.tasks.events import EventKind, TaskEvent, TaskEvents
 from server.tasks.runner import TaskRunner
@@ -56,7 +56,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
     ) -> pb.ListTasksResponse:
         state = convert.task_state_from_pb(request.state)
         filters = {"state": request.state, "resource": request.reserved_resource}
-        page = page_of(request.page_size, request.page_token, **filters)
+        page = page_of(request.page_size, request.page_token, cursor=is_number, **filters)
         rows, more = await self._tasks.list(
             page.size, page.cursor, state, request.reserved_resource
         )

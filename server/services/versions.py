@@ -9,7 +9,7 @@ from protos import mirror_pb2_grpc as pb_grpc
 from server.domain.names import RepositoryName, VersionName
 from server.services import convert
 from server.services.errors import unary_errors
-from server.services.paging import next_token, page_of
+from server.services.paging import is_number, next_token, page_of
 from server.store.versions import VersionStore
 
 
@@ -32,7 +32,7 @@ class VersionServicer(pb_grpc.VersionServiceServicer):
         self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListVersionsResponse:
         parent = RepositoryName.parse(request.parent, "parent")
-        page = page_of(request.page_size, request.page_token, parent=str(parent))
+        page = page_of(request.page_size, request.page_token, cursor=is_number, parent=str(parent))
         versions, more = await self._versions.list(parent.repository_id, page.size, page.cursor)
         return pb.ListVersionsResponse(
             versions=[convert.version_to_pb(v) for v in versions],

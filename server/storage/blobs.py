@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -92,11 +93,15 @@ class BlobStorage:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
 
-    def clear_temp(self) -> int:
-        """Remove temp files left by a crash; call at start-up only (others may be writing)."""
+    def clear_temp(self, older_than: float = 0.0) -> int:
+        """Remove temp files left by a crash, at start-up. With other processes sharing the
+        root (PostgreSQL set-ups) only files untouched for `older_than` seconds go."""
         removed = 0
+        cutoff = time.time() - older_than
         for leftover in self.temp_dir.iterdir():
             with contextlib.suppress(FileNotFoundError):
+                if older_than and leftover.stat().st_mtime > cutoff:
+                    continue
                 leftover.unlink()
                 removed += 1
         return removed

@@ -47,57 +47,58 @@ class VersionCommitter:
         remote_pk: int | None,
     ) -> tuple[Version | None, VersionPlan]:
         """Create version N+1 if the content changes; always records mirror flag and remote."""
-        async with self._db.session() as session, session.begin():
-            repo = await load_row(session, repository_id, for_update=True)
-            base = repo.latest_version
-            rows = await session.execute(
-                select(RC.id, RC.content_type, RC.content_id).where(
-                    RC.repository_id == repo.id, present_in(base)
+        async with self._db.serialized():
+            async with self._db.session() as session, session.begin():
+                repo = await load_row(session, repository_id, for_update=True)
+                base = repo.latest_version
+                rows = await session.execute(
+                    select(RC.id, RC.content_type, RC.content_id).where(
+                        RC.repository_id == repo.id, present_in(base)
+                    )
                 )
-            )
-            membership = {(t, cid): rid for rid, t, cid in rows}
-            present = frozenset(membership)
-            tag_ids = [cid for t, cid in present if t == TAG]
-            present_tags: dict[int, str] = {}
-            for start in range(0, len(tag_ids), BATCH):
-                chunk = tag_ids[start : start + BATCH]
-                found = await session.execute(
-                    select(TagRow.id, TagRow.name).where(TagRow.id.in_(chunk))
+                membership = {(t, cid): rid for rid, t, cid in rows}
+                present = frozenset(membership)
+                tag_ids = [cid for t, cid in present if t == TAG]
+                present_tags: dict[int, str] = {}
+                for start in range(0, len(tag_ids), BATCH):
+                    chunk = tag_ids[start : start + BATCH]
+                    found = await session.execute(
+                        select(TagRow.id, TagRow.name).where(TagRow.id.in_(chunk))
+                    )
+                    present_tags.update({pk: name for pk, name in found})
+                plan = plan_version(
+                    present, present_tags, upstream.keys, upstream.tag_names, mirror=mirror
                 )
-                present_tags.update({pk: name for pk, name in found})
-            plan = plan_version(
-                present, present_tags, upstream.keys, upstream.tag_names, mirror=mirror
-            )
-            repo.is_mirror = repo.is_mirror or mirror
-            if remote_pk is not None:
-                repo.remote_id = remote_pk
-            if not plan.changed:
-                return None, plan
-            number = base + 1
-            closing = sorted(membership[key] for key in plan.removed)
-            for start in range(0, len(closing), BATCH):
-                await session.execute(
-                    update(RC)
-                    .where(and_(RC.id.in_(closing[start : start + BATCH])))
-                    .values(version_removed=number)
+                repo.is_mirror = repo.is_mirror or mirror
+                if remote_pk is not None:
+                    repo.remote_id = remote_pk
+                if not plan.changed:
+                    return None, plan
+                number = base + 1
+                closing = sorted(membership[key] for key in plan.removed)
+                for start in range(0, len(closing), BATCH):
+                    await session.execute(
+                        update(RC)
+                        .where(and_(RC.id.in_(closing[start : start + BATCH])))
+                        .values(version_removed=number)
+                    )
+                session.add_all(
+                    RC(
+                        repository_id=repo.id,
+                        content_type=content_type,
+                        content_id=content_id,
+                        version_added=number,
+                    )
+                    for content_type, content_id in sorted(plan.added)
                 )
-            session.add_all(
-                RC(
+                version = VersionRow(
                     repository_id=repo.id,
-                    content_type=content_type,
-                    content_id=content_id,
-                    version_added=number,
+                    number=number,
+                    base_number=base,
+                    create_time=utcnow(),
+                    summary=summary_of(present, plan.target),
                 )
-                for content_type, content_id in sorted(plan.added)
-            )
-            version = VersionRow(
-                repository_id=repo.id,
-                number=number,
-                base_number=base,
-                create_time=utcnow(),
-                summary=summary_of(present, plan.target),
-            )
-            session.add(version)
-            repo.latest_version = number
-            repo.update_time = version.create_time
+                session.add(version)
+                repo.latest_version = number
+                repo.update_time = version.create_time
         return to_domain(repository_id, version), plan

@@ -6,7 +6,10 @@ rows read in a transaction can be mapped to domain types after it ends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,19 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._serial = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def serialized(self) -> AsyncIterator[None]:
+        """Around read-check-write transactions on repository versions. PostgreSQL has row
+        locks (FOR UPDATE) for them; SQLite has none, and its driver starts a transaction only
+        at the first write, so such sequences take this process-wide lock there (a SQLite
+        database has one server process)."""
+        if self._serial is None:
+            yield
+            return
+        async with self._serial:
+            yield
 
     def session(self) -> AsyncSession:
         """A new session; use as `async with db.session() as s, s.begin(): ...`."""
@@ -85,7 +101,13 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant: processes starting together on one PostgreSQL database migrate one at a time.
+_MIGRATION_LOCK = 0x6D6972726F72
+
+
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

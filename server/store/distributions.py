@@ -39,7 +39,8 @@ class DistributionStore:
         self._db = db
 
     async def _check_target(self, session: object, distribution: Distribution) -> int:
-        repo = await load_row(session, distribution.repository_id)
+        # Locked, so a concurrent DeleteVersion cannot remove the version being pinned.
+        repo = await load_row(session, distribution.repository_id, for_update=True)
         if distribution.version is not None:
             found = await session.scalar(  # type: ignore[attr-defined]
                 select(VersionRow.id).where(
@@ -52,20 +53,21 @@ class DistributionStore:
 
     async def create(self, distribution: Distribution) -> Distribution:
         now = utcnow()
-        with integrity_as(_exists(distribution)):
-            async with self._db.session() as session, session.begin():
-                repo_pk = await self._check_target(session, distribution)
-                session.add(
-                    DistributionRow(
-                        name=distribution.distribution_id,
-                        base_path=distribution.base_path,
-                        repository_id=repo_pk,
-                        version_number=distribution.version,
-                        description=distribution.description,
-                        create_time=now,
-                        update_time=now,
+        async with self._db.serialized():
+            with integrity_as(_exists(distribution)):
+                async with self._db.session() as session, session.begin():
+                    repo_pk = await self._check_target(session, distribution)
+                    session.add(
+                        DistributionRow(
+                            name=distribution.distribution_id,
+                            base_path=distribution.base_path,
+                            repository_id=repo_pk,
+                            version_number=distribution.version,
+                            description=distribution.description,
+                            create_time=now,
+                            update_time=now,
+                        )
                     )
-                )
         return await self.get(distribution.distribution_id)
 
     async def get(self, distribution_id: str) -> Distribution:
@@ -96,20 +98,21 @@ class DistributionStore:
         return [_to_domain(*r) for r in page], more
 
     async def replace(self, distribution: Distribution) -> Distribution:
-        with integrity_as(_exists(distribution)):
-            async with self._db.session() as session, session.begin():
-                row = await session.scalar(
-                    select(DistributionRow).where(
-                        DistributionRow.name == distribution.distribution_id
+        async with self._db.serialized():
+            with integrity_as(_exists(distribution)):
+                async with self._db.session() as session, session.begin():
+                    row = await session.scalar(
+                        select(DistributionRow).where(
+                            DistributionRow.name == distribution.distribution_id
+                        )
                     )
-                )
-                if row is None:
-                    raise not_found(distribution.distribution_id)
-                row.repository_id = await self._check_target(session, distribution)
-                row.base_path = distribution.base_path
-                row.version_number = distribution.version
-                row.description = distribution.description
-                row.update_time = utcnow()
+                    if row is None:
+                        raise not_found(distribution.distribution_id)
+                    row.repository_id = await self._check_target(session, distribution)
+                    row.base_path = distribution.base_path
+                    row.version_number = distribution.version
+                    row.description = distribution.description
+                    row.update_time = utcnow()
         return await self.get(distribution.distribution_id)
 
     async def delete(self, distribution_id: str) -> None:

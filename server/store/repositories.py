@@ -121,37 +121,40 @@ class RepositoryStore:
 
     async def delete(self, repository_id: str) -> None:
         name = f"repositories/{repository_id}"
-        async with self._db.session() as session, session.begin():
-            row = await load_row(session, repository_id, for_update=True)
-            busy = await session.scalar(
-                select(TaskRow.uid)
-                .where(TaskRow.resource == name, TaskRow.state.in_(ACTIVE_TASK_STATES))
-                .limit(1)
-            )
-            if busy:
-                raise FailedPrecondition(
-                    f"repository {repository_id!r} has an active task tasks/{busy}; "
-                    "cancel it or wait for it to finish",
-                    reason="REPOSITORY_BUSY",
-                    repository=name,
-                    task=f"tasks/{busy}",
+        async with self._db.serialized():
+            async with self._db.session() as session, session.begin():
+                row = await load_row(session, repository_id, for_update=True)
+                busy = await session.scalar(
+                    select(TaskRow.uid)
+                    .where(TaskRow.resource == name, TaskRow.state.in_(ACTIVE_TASK_STATES))
+                    .limit(1)
                 )
-            served = await session.scalar(
-                select(DistributionRow.name).where(DistributionRow.repository_id == row.id).limit(1)
-            )
-            if served:
-                raise FailedPrecondition(
-                    f"repository {repository_id!r} is served by distributions/{served}; "
-                    "delete that distribution first",
-                    reason="REPOSITORY_DISTRIBUTED",
-                    repository=name,
-                    distribution=f"distributions/{served}",
+                if busy:
+                    raise FailedPrecondition(
+                        f"repository {repository_id!r} has an active task tasks/{busy}; "
+                        "cancel it or wait for it to finish",
+                        reason="REPOSITORY_BUSY",
+                        repository=name,
+                        task=f"tasks/{busy}",
+                    )
+                served = await session.scalar(
+                    select(DistributionRow.name)
+                    .where(DistributionRow.repository_id == row.id)
+                    .limit(1)
                 )
-            await session.execute(
-                delete(RepositoryContentRow).where(RepositoryContentRow.repository_id == row.id)
-            )
-            await session.execute(delete(VersionRow).where(VersionRow.repository_id == row.id))
-            await session.delete(row)
+                if served:
+                    raise FailedPrecondition(
+                        f"repository {repository_id!r} is served by distributions/{served}; "
+                        "delete that distribution first",
+                        reason="REPOSITORY_DISTRIBUTED",
+                        repository=name,
+                        distribution=f"distributions/{served}",
+                    )
+                await session.execute(
+                    delete(RepositoryContentRow).where(RepositoryContentRow.repository_id == row.id)
+                )
+                await session.execute(delete(VersionRow).where(VersionRow.repository_id == row.id))
+                await session.delete(row)
 
 
 class ContentSummaryJSON:
@@ -160,14 +163,6 @@ class ContentSummaryJSON:
     @staticmethod
     def empty() -> dict[str, dict[str, int]]:
         return {"added": {}, "removed": {}, "present": {}}
-
-    @staticmethod
-    def dump(summary: ContentSummary) -> dict[str, dict[str, int]]:
-        return {
-            "added": dict(summary.added),
-            "removed": dict(summary.removed),
-            "present": dict(summary.present),
-        }
 
     @staticmethod
     def load(data: dict[str, dict[str, int]]) -> ContentSummary:

@@ -17,7 +17,6 @@ from server.store.schema import (
     BlobRow,
     DistributionRow,
     ManifestRow,
-    RemoteRow,
     RepositoryRow,
     SignatureRow,
     TagRow,
@@ -176,7 +175,3 @@ class ServingQueries:
                 .order_by(SignatureRow.id)
             )
             return [(name, data) for name, data in rows]
-
-    async def remote_id_of(self, remote_pk: int) -> str | None:
-        async with self._db.session() as session:
-            return await session.scalar(select(RemoteRow.name).where(RemoteRow.id == remote_pk))

@@ -193,19 +193,30 @@ class TaskStore:
         return None
 
     async def save_progress(
-        self, task_id: str, progress: tuple[ProgressReport, ...], warnings: tuple[str, ...]
+        self,
+        task_id: str,
+        worker: str,
+        progress: tuple[ProgressReport, ...],
+        warnings: tuple[str, ...],
     ) -> bool:
-        """Persist progress and heartbeat; returns whether a cancel was requested meanwhile."""
+        """Persist progress and heartbeat; True when the worker must stop: a cancel was
+        requested, or the task is no longer this worker's (it was failed as orphaned)."""
         async with self._db.session() as session, session.begin():
-            await session.execute(
+            result = await session.execute(
                 update(TaskRow)
-                .where(TaskRow.uid == task_id, TaskRow.state == TaskState.RUNNING.value)
+                .where(
+                    TaskRow.uid == task_id,
+                    TaskRow.state == TaskState.RUNNING.value,
+                    TaskRow.worker == worker,
+                )
                 .values(
                     progress=[_progress_to_json(p) for p in progress],
                     warnings=list(warnings),
                     heartbeat_time=utcnow(),
                 )
             )
+            if result.rowcount != 1:
+                return True
             return bool(
                 await session.scalar(select(TaskRow.cancel_requested).where(TaskRow.uid == task_id))
             )
@@ -213,15 +224,21 @@ class TaskStore:
     async def finish(
         self,
         task: Task,
+        worker: str,
         state: TaskState,
         error: TaskError | None = None,
         created: tuple[str, ...] = (),
     ) -> Task:
-        """Record the final state of a running task."""
+        """Record the final state of a task this worker runs. A task already failed as
+        orphaned (another process took over) keeps that state: it is returned unchanged."""
         async with self._db.session() as session, session.begin():
-            row = await session.scalar(select(TaskRow).where(TaskRow.uid == task.task_id))
+            row = await session.scalar(
+                select(TaskRow).where(TaskRow.uid == task.task_id).with_for_update()
+            )
             if row is None:
                 raise not_found(task.task_id)
+            if row.state != TaskState.RUNNING.value or row.worker != worker:
+                return to_domain(row)
             row.state = state.value
             row.finish_time = utcnow()
             row.progress = [_progress_to_json(p) for p in task.progress]
@@ -237,31 +254,44 @@ class TaskStore:
         return to_domain(row)
 
     async def request_cancel(self, task_id: str) -> Task:
-        """Cancel a queued task at once; flag a running one for its worker to stop."""
+        """Cancel a queued task at once; flag a running one for its worker to stop.
+
+        Both are compare-and-set updates on the state, so a worker claiming the task at the
+        same moment is never overwritten (SQLite has no row locks to rely on).
+        """
         async with self._db.session() as session, session.begin():
-            row = await session.scalar(
-                select(TaskRow).where(TaskRow.uid == task_id).with_for_update()
+            queued = await session.execute(
+                update(TaskRow)
+                .where(TaskRow.uid == task_id, TaskRow.state == TaskState.QUEUED.value)
+                .values(
+                    state=TaskState.CANCELED.value,
+                    cancel_requested=True,
+                    finish_time=utcnow(),
+                    error={
+                        "code": "CANCELLED",
+                        "reason": "TASK_CANCELED",
+                        "message": "canceled before it started",
+                        "metadata": {},
+                    },
+                )
             )
+            if queued.rowcount != 1:
+                await session.execute(
+                    update(TaskRow)
+                    .where(TaskRow.uid == task_id, TaskRow.state == TaskState.RUNNING.value)
+                    .values(cancel_requested=True)
+                )
+            row = await session.scalar(select(TaskRow).where(TaskRow.uid == task_id))
             if row is None:
                 raise not_found(task_id)
             state = TaskState(row.state)
-            if state.is_terminal:
+            if state.is_terminal and not (state is TaskState.CANCELED and queued.rowcount == 1):
                 raise FailedPrecondition(
                     f"task tasks/{task_id} already finished ({state.value})",
                     reason="TASK_FINISHED",
                     task=f"tasks/{task_id}",
                     state=state.value,
                 )
-            row.cancel_requested = True
-            if state is TaskState.QUEUED:
-                row.state = TaskState.CANCELED.value
-                row.finish_time = utcnow()
-                row.error = {
-                    "code": "CANCELLED",
-                    "reason": "TASK_CANCELED",
-                    "message": "canceled before it started",
-                    "metadata": {},
-                }
         return to_domain(row)
 
     async def fail_orphans(self, stale_before: datetime | None) -> int:
@@ -283,16 +313,6 @@ class TaskStore:
         async with self._db.session() as session, session.begin():
             result = await session.execute(query)
         return int(result.rowcount or 0)
-
-    async def states(self, task_ids: list[str]) -> dict[str, tuple[TaskState, bool]]:
-        """Current (state, cancel_requested) of some tasks."""
-        async with self._db.session() as session:
-            rows = await session.execute(
-                select(TaskRow.uid, TaskRow.state, TaskRow.cancel_requested).where(
-                    TaskRow.uid.in_(task_ids)
-                )
-            )
-            return {uid: (TaskState(state), bool(flag)) for uid, state, flag in rows}
 
 
 HEARTBEAT_STALE_AFTER = timedelta(seconds=60)

@@ -70,54 +70,55 @@ class VersionStore:
     async def delete(self, repository_id: str, number: int) -> None:
         """Delete a non-latest, unpinned version; its changes fold into the next version."""
         name = version_name(repository_id, number)
-        async with self._db.session() as session, session.begin():
-            repo = await load_row(session, repository_id, for_update=True)
-            row = await session.scalar(
-                select(VersionRow).where(
-                    VersionRow.repository_id == repo.id, VersionRow.number == number
-                )
-            )
-            if row is None:
-                raise not_found(repository_id, number)
-            if number == repo.latest_version:
-                raise FailedPrecondition(
-                    f"{name} is the latest version and cannot be deleted",
-                    reason="VERSION_IS_LATEST",
-                    version=name,
-                )
-            pinned = await session.scalar(
-                select(DistributionRow.name).where(
-                    DistributionRow.repository_id == repo.id,
-                    DistributionRow.version_number == number,
-                )
-            )
-            if pinned:
-                raise FailedPrecondition(
-                    f"{name} is served by distributions/{pinned}",
-                    reason="VERSION_DISTRIBUTED",
-                    version=name,
-                    distribution=f"distributions/{pinned}",
-                )
-            following = await session.scalar(
-                select(VersionRow)
-                .where(VersionRow.repository_id == repo.id, VersionRow.number > number)
-                .order_by(VersionRow.number)
-                .limit(1)
-            )
-            assert following is not None  # the latest version is after any non-latest one
-            # Content added here and removed again by the next version was visible only here.
-            await session.execute(
-                delete(RepositoryContentRow).where(
-                    and_(
-                        RepositoryContentRow.repository_id == repo.id,
-                        RepositoryContentRow.version_added == number,
-                        RepositoryContentRow.version_removed <= following.number,
+        async with self._db.serialized():
+            async with self._db.session() as session, session.begin():
+                repo = await load_row(session, repository_id, for_update=True)
+                row = await session.scalar(
+                    select(VersionRow).where(
+                        VersionRow.repository_id == repo.id, VersionRow.number == number
                     )
                 )
-            )
-            following.base_number = row.base_number
-            await session.delete(row)
-            await session.flush()
-            following.summary = await summary_json(
-                session, repo.id, following.base_number, following.number
-            )
+                if row is None:
+                    raise not_found(repository_id, number)
+                if number == repo.latest_version:
+                    raise FailedPrecondition(
+                        f"{name} is the latest version and cannot be deleted",
+                        reason="VERSION_IS_LATEST",
+                        version=name,
+                    )
+                pinned = await session.scalar(
+                    select(DistributionRow.name).where(
+                        DistributionRow.repository_id == repo.id,
+                        DistributionRow.version_number == number,
+                    )
+                )
+                if pinned:
+                    raise FailedPrecondition(
+                        f"{name} is served by distributions/{pinned}",
+                        reason="VERSION_DISTRIBUTED",
+                        version=name,
+                        distribution=f"distributions/{pinned}",
+                    )
+                following = await session.scalar(
+                    select(VersionRow)
+                    .where(VersionRow.repository_id == repo.id, VersionRow.number > number)
+                    .order_by(VersionRow.number)
+                    .limit(1)
+                )
+                assert following is not None  # the latest version is after any non-latest one
+                # Content added here and removed again by the next version was visible only here.
+                await session.execute(
+                    delete(RepositoryContentRow).where(
+                        and_(
+                            RepositoryContentRow.repository_id == repo.id,
+                            RepositoryContentRow.version_added == number,
+                            RepositoryContentRow.version_removed <= following.number,
+                        )
+                    )
+                )
+                following.base_number = row.base_number
+                await session.delete(row)
+                await session.flush()
+                following.summary = await summary_json(
+                    session, repo.id, following.base_number, following.number
+                )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAX_BACKOFF = 300.0  # never believe a Retry-After longer than this
 
@@ -17,7 +17,6 @@ MAX_BACKOFF = 300.0  # never believe a Retry-After longer than this
 @dataclass
 class _HostState:
     blocked_until: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Hosts:

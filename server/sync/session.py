@@ -51,9 +51,14 @@ class ProxySettings:
 
 def ssl_context(remote: Remote) -> ssl.SSLContext | bool:
     """TLS settings: CA bundle, client certificate, or no verification."""
-    if not remote.ssl_validation:
+    if not remote.ssl_validation and not remote.ssl_client_certificate:
         return False
     context = ssl.create_default_context()
+    if not remote.ssl_validation:
+        # No server verification, but the client certificate still goes out (mTLS to a
+        # self-signed upstream).
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
         if remote.ssl_ca_certificate:
             context.load_verify_locations(cadata=remote.ssl_ca_certificate)

@@ -17,8 +17,9 @@ MAX_KEPT_WARNINGS = 200  # a task keeps this many warnings, then counts the rest
 class TaskContext:
     """Progress sink for one running task; coalesces on timers so reporting is cheap."""
 
-    def __init__(self, task: Task, store: TaskStore, events: TaskEvents) -> None:
+    def __init__(self, task: Task, store: TaskStore, events: TaskEvents, worker: str) -> None:
         self.task = task
+        self.worker = worker
         self._store = store
         self._events = events
         self._published = 0.0
@@ -62,6 +63,6 @@ class TaskContext:
         """Write progress to the row now (also the heartbeat); notes a cancel request."""
         self._persisted = time.monotonic()
         if await self._store.save_progress(
-            self.task.task_id, self.task.progress, self.task.warnings
+            self.task.task_id, self.worker, self.task.progress, self.task.warnings
         ):
             self.cancel_requested = True

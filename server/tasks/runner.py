@@ -111,7 +111,7 @@ class TaskRunner:
                 except TimeoutError:
                     pass
                 continue
-            context = TaskContext(task, self._store, self._events)
+            context = TaskContext(task, self._store, self._events, self.worker_id)
             runner = asyncio.create_task(self._run(context), name=f"task-{task.task_id}")
             self._running[task.task_id] = (runner, context)
 
@@ -165,7 +165,9 @@ class TaskRunner:
                     for p in snapshot.progress
                 ),
             )
-        final = await asyncio.shield(self._store.finish(snapshot, state, error, created))
+        final = await asyncio.shield(
+            self._store.finish(snapshot, self.worker_id, state, error, created)
+        )
         log.info(
             "task %s %s%s",
             task.name,

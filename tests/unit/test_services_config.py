@@ -136,5 +136,3 @@ def test_effective_database_url_prefers_explicit_url() -> None:
     assert settings.effective_database_url == url
 
 
-def test_blob_root_is_under_data_dir() -> None:
-    assert parse_settings(["--data-dir", "/d"], env={}).blob_root == Path("/d/blobs")

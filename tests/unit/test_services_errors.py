@@ -10,7 +10,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from server.domain.errors import (
     AlreadyExists,
-    Cancelled,
     DigestMismatch,
     FailedPrecondition,
     FieldViolation,
@@ -87,14 +86,6 @@ def error_info(rich: status_pb2.Status) -> error_details_pb2.ErrorInfo:
             "LATEST_VERSION",
             {"number": "4"},
             id="failed-precondition",
-        ),
-        pytest.param(
-            Cancelled("the task was canceled"),
-            grpc.StatusCode.CANCELLED,
-            code_pb2.CANCELLED,
-            "TASK_CANCELED",
-            {},
-            id="cancelled",
         ),
         pytest.param(
             UpstreamAuthError("denied", host="registry.example.com", httpStatus=401),
