@@ -2,7 +2,8 @@
 
 Each function turns friendly Python arguments (short ids, enum names, keyword fields) into
 the request message of one RPC, so that both clients stay thin and the request shapes can
-be unit-tested without a channel.
+be unit-tested without a channel; :func:`follow_page_token` moves a List request on to the
+next page.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "create_repository_request",
     "diff_versions_request",
     "explicit_version_name",
+    "follow_page_token",
     "list_content_request",
     "list_tasks_request",
     "parse_membership",
@@ -341,3 +343,19 @@ def explicit_version_name(name: str, number: int | str | None) -> str:
     if number is None and "/versions/" not in name:
         raise ValueError(f"{name!r} names no version; give a version number")
     return version_name(name, number)
+
+
+def follow_page_token(request: Any, response: Any, seen: set[str]) -> bool:
+    """Point a List request at the page after ``response``; ``False`` after the last page.
+
+    ``seen`` holds the tokens followed so far: a server that repeats one would have the client
+    loop forever, so that raises ``RuntimeError`` instead.
+    """
+    token = response.next_page_token
+    if not token:
+        return False
+    if token in seen:
+        raise RuntimeError(f"server repeated page token {token!r}")
+    seen.add(token)
+    request.page_token = token
+    return True

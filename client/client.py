@@ -164,13 +164,8 @@ class AsyncMirrorClient:
             response = await self._call(method, request)
             for item in getattr(response, items):
                 yield item
-            token = response.next_page_token
-            if not token:
+            if not builders.follow_page_token(request, response, seen):
                 return
-            if token in seen:
-                raise RuntimeError(f"server repeated page token {token!r}")
-            seen.add(token)
-            request.page_token = token
 
     # -- repositories -----------------------------------------------------------------------
 

@@ -154,13 +154,8 @@ class MirrorClient:
         while True:
             response = self._call(method, request)
             yield from getattr(response, items)
-            token = response.next_page_token
-            if not token:
+            if not builders.follow_page_token(request, response, seen):
                 return
-            if token in seen:
-                raise RuntimeError(f"server repeated page token {token!r}")
-            seen.add(token)
-            request.page_token = token
 
     # -- repositories -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ fresh database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,9 @@ from sqlalchemy.engine import make_url
 from server.app import Services, build_services, start_grpc
 from server.config import Settings
 
+# The assertions of shared helpers report like those written in the test modules themselves.
+pytest.register_assert_rewrite("tests.integration.api_helpers")
+
 POSTGRES_ADMIN_URL = os.environ.get("MIRROR_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("CI") == "true" or os.environ.get("MIRROR_TEST_REQUIRE_POSTGRES")
 
@@ -28,10 +32,10 @@ def _asyncpg_dsn(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def fresh_database_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database URL: SQLite in tmp_path, or a new PostgreSQL database."""
-    if request.param == "sqlite":
+    if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'mirror.db'}"
         return
     if not POSTGRES_ADMIN_URL:
@@ -53,6 +57,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL per test (see `fresh_database_url`)."""
+    async with fresh_database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

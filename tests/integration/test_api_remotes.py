@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
-from datetime import UTC, datetime
 
 import grpc
-import pytest
 from google.protobuf import field_mask_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from client import AsyncMirrorClient, MirrorClientError
+from client import AsyncMirrorClient
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
+from tests.integration.api_helpers import fails, when
 
-DOMAIN = "mirror.v1"
 URL = "https://registry.example.com:5000"
-
-
-async def fails(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str | None = None
-) -> MirrorClientError:
-    """Await `call`, which must fail with `code` (and `reason`) in the mirror.v1 domain."""
-    with pytest.raises(MirrorClientError) as info:
-        await call
-    err = info.value
-    assert err.code is code, str(err)
-    assert err.domain == DOMAIN, str(err)
-    if reason is not None:
-        assert err.reason == reason, str(err)
-    return err
-
-
-def when(ts: Timestamp) -> datetime:
-    """A proto Timestamp as an aware datetime (must be set)."""
-    assert ts.seconds or ts.nanos, "timestamp unset"
-    return ts.ToDatetime(tzinfo=UTC)
 
 
 async def test_create_get_and_duplicate_remote(grpc_target: str) -> None:

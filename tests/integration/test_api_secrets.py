@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from google.protobuf.message import Message
 
 from client import AsyncMirrorClient, MirrorClientError
 from protos import mirror_pb2 as pb
+from tests.integration.api_helpers import dead_url
 
 PASSWORD = "pw-S3CRET-1"
 PROXY_PASSWORD = "pw-S3CRET-2"
@@ -73,13 +73,6 @@ def debug_everywhere(caplog: pytest.LogCaptureFixture) -> None:
 
 # The SQLite driver's own DEBUG records are checked by their own test below.
 DRIVER_LOGGERS = ("aiosqlite",)
-
-
-def dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -185,9 +178,6 @@ async def test_secrets_never_leave_the_server(
             proxy_url=challenger.url,
             proxy_username="proxy-bob",
             proxy_password=PROXY_PASSWORD,
-            ssl_client_certificate=CERTIFICATE,
-            ssl_client_key=KEY,
-            ssl_validation=False,
             max_retries=0,
         )
         tasks.append(await client.start_sync("codzo", "challenged"))

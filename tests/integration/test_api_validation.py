@@ -11,28 +11,23 @@ server per row would cost more than the rows); rows never depend on each other's
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
-from sqlalchemy.engine import make_url
 
 from client import AsyncMirrorClient, MirrorClientError
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import build_services, start_grpc
 from server.config import Settings
-from tests.conftest import POSTGRES_ADMIN_URL, REQUIRE_POSTGRES, _asyncpg_dsn
+from tests.conftest import fresh_database_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,33 +39,6 @@ NEVER = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 
 
 # ----------------------------------------------------------------------- the server
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(kind: str, tmp: Path) -> AsyncIterator[str]:
-    """A new empty database URL, like the `database_url` fixture but for one module."""
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp / 'mirror.db'}"
-        return
-    if not POSTGRES_ADMIN_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("MIRROR_TEST_POSTGRES_URL is not set; run the tests through `make test`")
-        pytest.skip("MIRROR_TEST_POSTGRES_URL not set (make test sets it)")
-    name = f"mirror_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @dataclass(frozen=True)
@@ -89,7 +57,7 @@ async def target(
 ) -> AsyncIterator[Target]:
     """A real server with one repository, remote and distribution called `existing`."""
     tmp = tmp_path_factory.mktemp(f"validation-{request.param}")
-    async with fresh_database(request.param, tmp) as url:
+    async with fresh_database_url(request.param, tmp) as url:
         settings = Settings(
             grpc_address="127.0.0.1:0",
             registry_address="127.0.0.1:0",

@@ -8,34 +8,20 @@ is not the latest needs real versions, made by syncing tiny images from a real
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from client import AsyncMirrorClient, MirrorClientError
+from client import AsyncMirrorClient
 from protos import mirror_pb2 as pb
+from tests.integration.api_helpers import fails
 from tests.support import images as img
 from tests.support.registry import RegistryProcess, registry_available
 
-DOMAIN = "mirror.v1"
 TAG = "container.tag"
 MANIFEST = "container.manifest"
 BLOB = "container.blob"
-
-
-async def fails(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str | None = None
-) -> MirrorClientError:
-    """Await `call`, which must fail with `code` (and `reason`) in the mirror.v1 domain."""
-    with pytest.raises(MirrorClientError) as info:
-        await call
-    err = info.value
-    assert err.code is code, str(err)
-    assert err.domain == DOMAIN, str(err)
-    if reason is not None:
-        assert err.reason == reason, str(err)
-    return err
 
 
 async def test_version_errors_on_a_new_repository(grpc_target: str) -> None:

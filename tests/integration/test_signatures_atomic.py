@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from protos import mirror_pb2 as pb
-from tests.support import images as img
 from tests.support.registry import RegistryProcess, registry_available
 from tests.support.signatures import (  # noqa: F401
     ATOMIC_TYPE,
@@ -23,6 +22,8 @@ from tests.support.signatures import (  # noqa: F401
     MirrorApi,
     api_fixture,
     gpg_key_fixture,
+    present,
+    push_two,
     registry_fixture,
 )
 
@@ -39,20 +40,6 @@ CREATED = 1_700_000_000
 @pytest.fixture
 def upstream_name() -> str:
     return f"a{uuid.uuid4().hex[:10]}/app"
-
-
-async def push_two(url: str, name: str) -> tuple[img.Image, img.Image]:
-    """Image A (tag 1.0) and image B (tag 1.1)."""
-    a = img.make_image(f"{name}-a", layers=1, layer_size=512)
-    b = img.make_image(f"{name}-b", layers=1, layer_size=512)
-    async with img.RegistryClient(url) as client:
-        await client.push_image(name, "1.0", a)
-        await client.push_image(name, "1.1", b)
-    return a, b
-
-
-def present(version: pb.Version) -> dict[str, int]:
-    return {k: v for k, v in version.content_summary.present.items() if v}
 
 
 def sha256(data: bytes) -> str:

@@ -24,6 +24,7 @@ from tests.support.signatures import (  # noqa: F401
     make_cosign_attestation,
     make_referrer,
     make_referrers_index,
+    present,
     referrer_descriptor,
     registry_fixture,
 )
@@ -80,10 +81,6 @@ async def push_signed(url: str, name: str, seed: str = "") -> Signed:
         assert await client.push_image(name, signed.sig_tag, signed.sig) == signed.sig.digest
         assert await client.push_image(name, signed.att_tag, signed.att) == signed.att.digest
     return signed
-
-
-def present(version: pb.Version) -> dict[str, int]:
-    return {k: v for k, v in version.content_summary.present.items() if v}
 
 
 async def assert_served_exactly(api: MirrorApi, base: str, ref: str, artifact: img.Image) -> None:

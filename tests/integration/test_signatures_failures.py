@@ -28,6 +28,7 @@ from tests.support.signatures import (  # noqa: F401
     gpg_key_fixture,
     make_cosign_attestation,
     make_referrer,
+    push_two,
     referrer_descriptor,
     registry_fixture,
 )
@@ -48,15 +49,6 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def upstream_name() -> str:
     return f"f{uuid.uuid4().hex[:10]}/app"
-
-
-async def push_two(url: str, name: str) -> tuple[img.Image, img.Image]:
-    a = img.make_image(f"{name}-a", layers=1, layer_size=512)
-    b = img.make_image(f"{name}-b", layers=1, layer_size=512)
-    async with img.RegistryClient(url) as client:
-        await client.push_image(name, "1.0", a)
-        await client.push_image(name, "1.1", b)
-    return a, b
 
 
 async def test_unfetchable_cosign_signature_is_a_warning(

@@ -21,7 +21,8 @@ Both servers log ``(method, path_qs)`` in ``requests``; ``hits(method, substring
 Artifacts about an image: :func:`make_cosign_attestation` (a ``.att`` image),
 :func:`make_referrer` (an OCI 1.1 artifact manifest whose ``subject`` is the image) and
 :func:`make_referrers_index` (the index a registry without the referrers API keeps under the
-fallback tag ``sha256-<hex>``).
+fallback tag ``sha256-<hex>``). :func:`push_two` pushes the two images most tests start from;
+:func:`present` reads a version's content summary.
 
 :class:`MirrorApi` is what the tests use of the mirror: gRPC stubs and its pull endpoint,
 given by the ``api`` fixture (:func:`api_fixture`); ``registry`` (:func:`registry_fixture`,
@@ -74,6 +75,8 @@ __all__ = [
     "make_cosign_attestation",
     "make_referrer",
     "make_referrers_index",
+    "present",
+    "push_two",
     "referrer_descriptor",
     "registry_fixture",
 ]
@@ -667,6 +670,21 @@ def fallback_tag(digest: str) -> str:
 def cosign_tag(digest: str, suffix: str) -> str:
     """``sha256-<hex>.<suffix>`` (``sig``, ``att``, ``sbom``)."""
     return f"{fallback_tag(digest)}.{suffix}"
+
+
+async def push_two(url: str, name: str) -> tuple[img.Image, img.Image]:
+    """Image A (tag 1.0) and image B (tag 1.1)."""
+    a = img.make_image(f"{name}-a", layers=1, layer_size=512)
+    b = img.make_image(f"{name}-b", layers=1, layer_size=512)
+    async with img.RegistryClient(url) as client:
+        await client.push_image(name, "1.0", a)
+        await client.push_image(name, "1.1", b)
+    return a, b
+
+
+def present(version: pb.Version) -> dict[str, int]:
+    """The present counts of a version's content summary, without zeros."""
+    return {k: v for k, v in version.content_summary.present.items() if v}
 
 
 # ---------------------------------------------------------------------------- fixtures

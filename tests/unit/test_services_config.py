@@ -134,5 +134,3 @@ def test_effective_database_url_prefers_explicit_url() -> None:
     url = "postgresql+asyncpg://u@db/mirror"
     settings = parse_settings([], env={"MIRROR_DATABASE_URL": url, "MIRROR_DATA_DIR": "/x"})
     assert settings.effective_database_url == url
-
-
