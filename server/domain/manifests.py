@@ -128,11 +128,19 @@ def _base_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def parse_manifest(data: bytes, content_type: str, digest: Digest | None = None) -> Manifest:
-    """Parse `data` served with `content_type`; raise ManifestError on anything ambiguous."""
+def parse_manifest(
+    data: bytes, content_type: str, digest: Digest | None = None, *, verified: bool = False
+) -> Manifest:
+    """Parse `data` served with `content_type`; raise ManifestError on anything ambiguous.
+
+    `verified=True` (with `digest`) skips hashing bytes already checked when they were stored.
+    """
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes")
-    actual = Digest.of_bytes(data, digest.algorithm if digest else "sha256")
+    if verified and digest is not None:
+        actual = digest
+    else:
+        actual = Digest.of_bytes(data, digest.algorithm if digest else "sha256")
     if digest is not None and actual != digest:
         raise ManifestError(f"content hashes to {actual}, not {digest}")
     try:

@@ -32,16 +32,27 @@ class BlobWriter:
         self.temp = storage.temp_dir / f"{expected.hex[:16]}-{uuid.uuid4().hex}"
         self._file = open(self.temp, "wb")
         self._hasher = expected.hasher()
+        self._buffer = bytearray()
         self.size = 0
 
     async def write(self, chunk: bytes) -> None:
-        self._hasher.update(chunk)
+        """Buffer to CHUNK, then hash and write in a worker thread: hashlib releases the GIL,
+        so big downloads hash on the other cores while the event loop keeps receiving."""
         self.size += len(chunk)
-        # Page-cache writes of 1 MiB chunks are fast; offload only the rare big ones.
-        if len(chunk) > 4 * CHUNK:
-            await asyncio.to_thread(self._file.write, chunk)
-        else:
-            self._file.write(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= CHUNK:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            await asyncio.to_thread(self._absorb, data)
+
+    def _absorb(self, data: bytes) -> None:
+        self._hasher.update(data)
+        self._file.write(data)
+
+    def _drain(self) -> None:
+        if self._buffer:
+            self._absorb(bytes(self._buffer))
+            self._buffer.clear()
 
     def verify(self, host: str = "") -> None:
         """Raise DigestMismatch unless the bytes written hash to the expected digest and size."""
@@ -61,6 +72,7 @@ class BlobWriter:
 
     async def commit(self, host: str = "") -> Path:
         """Verify and move into place; on mismatch nothing is stored."""
+        self._drain()  # at most one CHUNK, written here
         self._file.close()
         try:
             self.verify(host)

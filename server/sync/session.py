@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import os
 import ssl
 import tempfile
@@ -49,10 +50,23 @@ class ProxySettings:
         return {"proxy": self.url, "extra_headers": auth}
 
 
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    # Loading the system CA bundle takes tens of milliseconds on the event loop: once per
+    # process, not once per sync.
+    return ssl.create_default_context()
+
+
 def ssl_context(remote: Remote) -> ssl.SSLContext | bool:
     """TLS settings: CA bundle, client certificate, or no verification."""
     if not remote.ssl_validation and not remote.ssl_client_certificate:
         return False
+    if (
+        remote.ssl_validation
+        and not remote.ssl_ca_certificate
+        and not remote.ssl_client_certificate
+    ):
+        return _default_context()
     context = ssl.create_default_context()
     if not remote.ssl_validation:
         # No server verification, but the client certificate still goes out (mTLS to a

@@ -138,28 +138,35 @@ class Gatherer:
             self.snapshot.new_manifests.append(manifest)
 
     async def walk(self, roots: set[Digest]) -> None:
-        """Load or fetch every manifest reachable from `roots`."""
+        """Load or fetch every manifest reachable from `roots`, level by level."""
         self.snapshot.roots |= roots
-        level = set(roots) - set(self.snapshot.manifests)
-        while level:
-            await self.stage.set(total=self.stage.report.total + len(level))
-            known = await self._content.known_manifests(str(d) for d in level)
-            fetches: list[asyncio.Task[Manifest]] = []
-            async with asyncio.TaskGroup() as group:
-                for digest in sorted(level):
-                    stored = known.get(str(digest))
-                    if stored is None:
-                        fetches.append(group.create_task(self._fetch(digest)))
-                        continue
-                    self.snapshot.manifests[digest] = parse_manifest(
-                        stored.data, stored.media_type, digest
-                    )
-                    await self.stage.advance()
-            for fetch in fetches:
-                self._record(fetch.result())
+        frontier, visited = set(roots), set[Digest]()
+        while frontier:
+            visited |= frontier
+            missing = frontier - set(self.snapshot.manifests)
+            if missing:
+                await self._load_or_fetch(missing)
+            children = {c.digest for d in frontier for c in self.snapshot.manifests[d].children}
+            frontier = children - visited
+
+    async def _load_or_fetch(self, digests: set[Digest]) -> None:
+        """Manifests in the database cost no upstream request; the rest are fetched."""
+        await self.stage.set(total=self.stage.report.total + len(digests))
+        known = await self._content.known_manifests(str(d) for d in digests)
+        fetches: list[asyncio.Task[Manifest]] = []
+        async with asyncio.TaskGroup() as group:
+            for digest in sorted(digests):
+                stored = known.get(str(digest))
+                if stored is None:
+                    fetches.append(group.create_task(self._fetch(digest)))
+                    continue
+                self.snapshot.manifests[digest] = parse_manifest(
+                    stored.data, stored.media_type, digest, verified=True
+                )
                 await self.stage.advance()
-            children = {c.digest for m in self.snapshot.manifests.values() for c in m.children}
-            level = children - set(self.snapshot.manifests)
+        for fetch in fetches:
+            self._record(fetch.result())
+            await self.stage.advance()
 
     async def _fetch(self, digest: Digest) -> Manifest:
         manifest = await self.upstream.get_manifest(str(digest), digest)

@@ -18,12 +18,17 @@ class TaskContext:
     """Progress sink for one running task; coalesces on timers so reporting is cheap."""
 
     def __init__(self, task: Task, store: TaskStore, events: TaskEvents, worker: str) -> None:
-        self.task = task
+        self._task = task
+        # Reports since the snapshot was last rebuilt, by stage code: folding them into the
+        # snapshot only when it is read keeps a per-item `advance` cheap.
+        self._pending: dict[str, ProgressReport] = {}
         self.worker = worker
         self._store = store
         self._events = events
         self._published = 0.0
-        self._persisted = 0.0
+        # The claim just wrote the row: the first progress write can wait an interval, so a
+        # short sync writes its row once, when it finishes.
+        self._persisted = time.monotonic()
         self.cancel_requested = False
         self._suppressed = 0
         # Resources already durable (a committed version): the task counts as done even if
@@ -31,17 +36,32 @@ class TaskContext:
         self.created: tuple[str, ...] = ()
 
     @property
+    def task(self) -> Task:
+        """The current snapshot, with every reported counter in it."""
+        if self._pending:
+            for report in self._pending.values():
+                self._task = self._task.with_progress(report)
+            self._pending.clear()
+        return self._task
+
+    @task.setter
+    def task(self, value: Task) -> None:
+        self._pending.clear()
+        self._task = value
+
+    @property
     def parameters(self) -> dict[str, str]:
-        return self.task.parameters
+        return self._task.parameters
 
     async def report(self, report: ProgressReport, *, force: bool = False) -> None:
-        """Record a stage's counters; watchers and the row see it within the intervals."""
-        self.task = self.task.with_progress(report)
+        """Record a stage's counters; watchers see them within PUBLISH_INTERVAL (at once with
+        `force`, for stage starts and ends), the row within PERSIST_INTERVAL."""
+        self._pending[report.code] = report
         now = time.monotonic()
         if force or now - self._published >= PUBLISH_INTERVAL:
             self._published = now
             self._events.publish(TaskEvent(EventKind.PROGRESS, self.task))
-        if force or now - self._persisted >= PERSIST_INTERVAL:
+        if now - self._persisted >= PERSIST_INTERVAL:
             await self.flush()
 
     async def warn(self, message: str) -> None:

@@ -155,8 +155,10 @@ async def test_cancel_mid_download(
         task = await mirror.start_sync("cancel")
         assert task.state == pb.TASK_STATE_QUEUED
         await proxy.wait_blocked(1)
-        # Wait until part of the layer sits in a temp file: the cancel lands mid-blob.
-        await eventually(lambda: any(p.stat().st_size > 0 for p in tmp.iterdir()))
+        # Wait until the layer's temp file is open and bytes are flowing (writes are
+        # buffered per MiB, so the file itself may still be empty): the cancel lands mid-blob.
+        await eventually(lambda: any(tmp.iterdir()))
+        await asyncio.sleep(0.5)
         started = time.monotonic()
         cancel = await mirror.tasks.CancelTask(pb.CancelTaskRequest(name=task.name))
         assert cancel.task.state in (pb.TASK_STATE_CANCELED, pb.TASK_STATE_RUNNING)
