@@ -32,27 +32,30 @@ class BlobWriter:
         self.temp = storage.temp_dir / f"{expected.hex[:16]}-{uuid.uuid4().hex}"
         self._file = open(self.temp, "wb")
         self._hasher = expected.hasher()
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self.size = 0
 
     async def write(self, chunk: bytes) -> None:
-        """Buffer to CHUNK, then hash and write in a worker thread: hashlib releases the GIL,
-        so big downloads hash on the other cores while the event loop keeps receiving."""
+        """Gather chunks up to CHUNK, then hash and write them in a worker thread (no copy):
+        hashlib releases the GIL, so big downloads hash on the other cores while the event
+        loop keeps receiving."""
         self.size += len(chunk)
-        self._buffer += chunk
-        if len(self._buffer) >= CHUNK:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            await asyncio.to_thread(self._absorb, data)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= CHUNK:
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            await asyncio.to_thread(self._absorb, chunks)
 
-    def _absorb(self, data: bytes) -> None:
-        self._hasher.update(data)
-        self._file.write(data)
+    def _absorb(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._hasher.update(chunk)
+        self._file.writelines(chunks)
 
     def _drain(self) -> None:
-        if self._buffer:
-            self._absorb(bytes(self._buffer))
-            self._buffer.clear()
+        if self._pending:
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            self._absorb(chunks)
 
     def verify(self, host: str = "") -> None:
         """Raise DigestMismatch unless the bytes written hash to the expected digest and size."""
