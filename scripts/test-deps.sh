@@ -2,6 +2,7 @@
 # Install what the test suite needs on Debian 12, idempotently and quickly:
 #   docker-registry  (CNCF distribution v2, /usr/bin/docker-registry)
 #   skopeo
+#   gnupg            gpg/gpgv/gpg-agent for the atomic-signature tests
 #   postgresql       only when no PostgreSQL binaries (initdb/pg_ctl) exist AND nothing
 #                    listens on 127.0.0.1:5432 (scripts/with-postgres.sh then starts a
 #                    throwaway cluster from those binaries).
@@ -32,6 +33,10 @@ if [ ! -x /usr/bin/docker-registry ] && ! have_cmd docker-registry; then
 fi
 if ! have_cmd skopeo; then
     missing+=(skopeo)
+fi
+# The signature tests sign with a real key (gpg) and verify what the mirror serves (gpgv).
+if ! have_cmd gpg || ! have_cmd gpgv || ! have_cmd gpgconf; then
+    missing+=(gnupg)
 fi
 if ! pg_binaries_present && ! port_5432_listening; then
     missing+=(postgresql)
