@@ -204,13 +204,3 @@ def parse_manifest(
         subject=subject,
         artifact_type=artifact_type,
     )
-
-
-def schema1_blobs(data: bytes) -> tuple[Digest, ...]:
-    """Layer digests of a schema1 manifest (`fsLayers[].blobSum`), deduplicated, in order."""
-    doc = json.loads(data)
-    seen: dict[Digest, None] = {}
-    for layer in doc.get("fsLayers") or ():
-        if isinstance(layer, dict) and Digest.is_valid(str(layer.get("blobSum", ""))):
-            seen[Digest.parse(layer["blobSum"])] = None
-    return tuple(seen)

@@ -21,7 +21,6 @@ from server.domain.manifests import (
     ManifestError,
     ManifestKind,
     parse_manifest,
-    schema1_blobs,
 )
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -277,11 +276,6 @@ def test_schema1_accepted(content_type: str) -> None:
     assert manifest.kind is ManifestKind.SCHEMA1
     assert manifest.media_type == content_type
     assert manifest.config is None and manifest.layers == () and manifest.children == ()
-    assert schema1_blobs(data) == (Digest.of_bytes(b"a"), Digest.of_bytes(b"b"))
-
-
-def test_schema1_without_layers() -> None:
-    assert schema1_blobs(b'{"schemaVersion": 1}') == ()
 
 
 # --- rejected documents -------------------------------------------------------------------------
