@@ -9,6 +9,7 @@ next page.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any, cast
 
 from google.protobuf import field_mask_pb2
@@ -17,13 +18,20 @@ from google.protobuf.message import Message
 
 from protos import mirror_pb2 as pb
 
-from .names import distribution_name, remote_name, repository_name, version_name
+from .names import (
+    distribution_name,
+    remote_name,
+    repository_name,
+    schedule_name,
+    version_name,
+)
 
 __all__ = [
     "REMOTE_INPUT_FIELDS",
     "create_distribution_request",
     "create_remote_request",
     "create_repository_request",
+    "create_schedule_request",
     "diff_versions_request",
     "explicit_version_name",
     "follow_page_token",
@@ -37,6 +45,7 @@ __all__ = [
     "update_distribution_request",
     "update_remote_request",
     "update_repository_request",
+    "update_schedule_request",
 ]
 
 _REMOTE_OUTPUT_ONLY = frozenset(
@@ -312,7 +321,11 @@ def list_tasks_request(
 
 
 def start_sync_request(
-    repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+    repository: str,
+    remote: str,
+    mirror: bool = False,
+    request_id: str | None = None,
+    dry_run: bool = False,
 ) -> pb.StartSyncRequest:
     """Build a StartSync request."""
     return pb.StartSyncRequest(
@@ -320,11 +333,16 @@ def start_sync_request(
         remote=remote_name(remote),
         mirror=mirror,
         request_id=request_id or "",
+        dry_run=dry_run,
     )
 
 
 def sync_request(
-    repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+    repository: str,
+    remote: str,
+    mirror: bool = False,
+    request_id: str | None = None,
+    dry_run: bool = False,
 ) -> pb.SyncRequest:
     """Build a (streaming) Sync request."""
     return pb.SyncRequest(
@@ -332,6 +350,7 @@ def sync_request(
         remote=remote_name(remote),
         mirror=mirror,
         request_id=request_id or "",
+        dry_run=dry_run,
     )
 
 
@@ -359,3 +378,98 @@ def follow_page_token(request: Any, response: Any, seen: set[str]) -> bool:
     seen.add(token)
     request.page_token = token
     return True
+
+
+def _schedule(
+    *,
+    repository: str | None,
+    remote: str | None,
+    cron: str | None,
+    interval: float | None,
+    time_zone: str | None,
+    mirror: bool | None,
+    enabled: bool | None,
+) -> tuple[pb.Schedule, list[str]]:
+    """A Schedule message with the given fields set, and their names (for masks)."""
+    schedule = pb.Schedule()
+    paths: list[str] = []
+    if repository is not None:
+        schedule.repository = repository_name(repository)
+        paths.append("repository")
+    if remote is not None:
+        schedule.remote = remote_name(remote)
+        paths.append("remote")
+    if cron is not None:
+        schedule.cron = cron
+        paths.append("cron")
+    if interval is not None:
+        schedule.interval.FromTimedelta(timedelta(seconds=interval))
+        paths.append("interval")
+    if time_zone is not None:
+        schedule.time_zone = time_zone
+        paths.append("time_zone")
+    if mirror is not None:
+        schedule.mirror = mirror
+        paths.append("mirror")
+    if enabled is not None:
+        schedule.enabled = enabled
+        paths.append("enabled")
+    return schedule, paths
+
+
+def create_schedule_request(
+    schedule_id: str,
+    repository: str,
+    remote: str,
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    time_zone: str = "",
+    mirror: bool = False,
+    enabled: bool = True,
+) -> pb.CreateScheduleRequest:
+    """Build a CreateSchedule request: a cron expression or an interval in seconds."""
+    schedule, _ = _schedule(
+        repository=repository,
+        remote=remote,
+        cron=cron,
+        interval=interval,
+        time_zone=time_zone,
+        mirror=mirror,
+        enabled=enabled,
+    )
+    return pb.CreateScheduleRequest(schedule_id=schedule_id, schedule=schedule)
+
+
+def update_schedule_request(
+    name: str,
+    *,
+    repository: str | None = None,
+    remote: str | None = None,
+    cron: str | None = None,
+    interval: float | None = None,
+    time_zone: str | None = None,
+    mirror: bool | None = None,
+    enabled: bool | None = None,
+) -> pb.UpdateScheduleRequest:
+    """Build an UpdateSchedule request whose mask names exactly the fields given.
+
+    Setting ``cron`` clears the interval and setting ``interval`` clears the cron expression.
+    """
+    schedule, paths = _schedule(
+        repository=repository,
+        remote=remote,
+        cron=cron,
+        interval=interval,
+        time_zone=time_zone,
+        mirror=mirror,
+        enabled=enabled,
+    )
+    if not paths:
+        raise ValueError("nothing to update: give at least one schedule field")
+    if "cron" in paths or "interval" in paths:
+        paths = sorted(set(paths) | {"cron", "interval"})
+    schedule.name = schedule_name(name)
+    return pb.UpdateScheduleRequest(
+        schedule=schedule, update_mask=field_mask_pb2.FieldMask(paths=paths)
+    )

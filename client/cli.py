@@ -19,6 +19,7 @@ from .errors import MirrorClientError
 from .options import (
     add_remote_options,
     content_type,
+    duration,
     remote_fields,
     version_number,
     version_ref,
@@ -146,6 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(dists, "delete", commands.distribution_delete, "delete a distribution")
     p.add_argument("name")
 
+    # schedule
+    schedules = group("schedule", "recurring syncs on a cron expression or an interval")
+    p = leaf(schedules, "create", commands.schedule_create, "create a schedule")
+    p.add_argument("name")
+    p.add_argument("--repository", required=True, metavar="REPO")
+    p.add_argument("--remote", required=True)
+    p.add_argument("--cron", metavar="EXPR", help="five-field cron expression, e.g. '0 3 * * *'")
+    p.add_argument("--interval", type=duration, metavar="DURATION", help="e.g. 90s, 15m, 6h, 1d")
+    p.add_argument("--time-zone", metavar="TZ", help="IANA zone of --cron (default UTC)")
+    p.add_argument("--mirror", action="store_true", help="mirror syncs (remove what upstream lost)")
+    p.add_argument("--disabled", action="store_true", help="create it disabled")
+    leaf(schedules, "list", commands.schedule_list, "list schedules")
+    leaf(schedules, "show", commands.schedule_show, "show a schedule").add_argument("name")
+    p = leaf(schedules, "update", commands.schedule_update, "update a schedule")
+    p.add_argument("name")
+    p.add_argument("--repository", metavar="REPO")
+    p.add_argument("--remote")
+    p.add_argument("--cron", metavar="EXPR")
+    p.add_argument("--interval", type=duration, metavar="DURATION")
+    p.add_argument("--time-zone", metavar="TZ")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction)
+    p.add_argument("--enabled", action=argparse.BooleanOptionalAction)
+    p = leaf(schedules, "delete", commands.schedule_delete, "delete a schedule")
+    p.add_argument("name")
+
     # task
     tasks = group("task", "long-running work such as syncs")
     p = leaf(tasks, "list", commands.task_list, "list tasks, newest first")
@@ -162,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", required=True)
     p.add_argument("--mirror", action="store_true", help="make the version match upstream")
     p.add_argument("--detach", action="store_true", help="print the task and return")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what the sync would do; write nothing"
+    )
     p.add_argument("--request-id", metavar="UUID", help="idempotency key")
     return parser
 

@@ -18,6 +18,7 @@ from .names import (
     distribution_name,
     remote_name,
     repository_name,
+    schedule_name,
     short_id,
     version_name,
 )
@@ -296,6 +297,90 @@ def distribution_delete(client: MirrorClient, args: Namespace, out: Output) -> i
     return _deleted(out, distribution_name(args.name))
 
 
+# -- schedules ----------------------------------------------------------------------------
+
+
+def _schedule_row(s: pb.Schedule) -> list[str]:
+    """Table row of a schedule."""
+    if s.cron:
+        when = f"cron {s.cron}" + (f" ({s.time_zone})" if s.time_zone else "")
+    else:
+        when = f"every {s.interval.ToTimedelta()}"
+    last = task_state_label(s.last_result) if s.last_task else "-"
+    return [
+        s.name,
+        short_id(s.repository),
+        short_id(s.remote),
+        when,
+        "yes" if s.enabled else "no",
+        format_timestamp(s.last_run_time) or "-",
+        last,
+        format_timestamp(s.next_run_time) or "-",
+    ]
+
+
+def task_state_label(state: int) -> str:
+    """A task state number as its short label."""
+    return enum_label(pb.TaskState.DESCRIPTOR, state)
+
+
+def schedule_create(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``schedule create``."""
+    if (args.cron is None) == (args.interval is None):
+        raise UsageError("give exactly one of --cron or --interval")
+    schedule = client.create_schedule(
+        args.name,
+        args.repository,
+        args.remote,
+        cron=args.cron,
+        interval=args.interval,
+        time_zone=args.time_zone or "",
+        mirror=args.mirror,
+        enabled=not args.disabled,
+    )
+    out.resource(schedule)
+    return 0
+
+
+def schedule_list(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``schedule list``."""
+    headers = ["NAME", "REPOSITORY", "REMOTE", "WHEN", "ENABLED", "LAST RUN", "RESULT", "NEXT RUN"]
+    out.resources(client.iter_schedules(), headers, _schedule_row)
+    return 0
+
+
+def schedule_show(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``schedule show``."""
+    out.resource(client.get_schedule(args.name))
+    return 0
+
+
+def schedule_update(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``schedule update``: only the options given are updated."""
+    if args.cron is not None and args.interval is not None:
+        raise UsageError("give at most one of --cron or --interval")
+    fields = {
+        "repository": args.repository,
+        "remote": args.remote,
+        "cron": args.cron,
+        "interval": args.interval,
+        "time_zone": args.time_zone,
+        "mirror": args.mirror,
+        "enabled": args.enabled,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given:
+        raise UsageError("nothing to update: give at least one schedule option")
+    out.resource(client.update_schedule(args.name, **given))
+    return 0
+
+
+def schedule_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``schedule delete``."""
+    client.delete_schedule(args.name)
+    return _deleted(out, schedule_name(args.name))
+
+
 # -- tasks and syncs ----------------------------------------------------------------------
 
 
@@ -331,12 +416,64 @@ def task_watch(client: MirrorClient, args: Namespace, out: Output) -> int:
 
 
 def sync(client: MirrorClient, args: Namespace, out: Output) -> int:
-    """``sync``: stream the task's progress, or with ``--detach`` print the queued task."""
+    """``sync``: stream the task's progress, or with ``--detach`` print the queued task.
+
+    With ``--dry-run`` the task only plans; the plan is printed as a table at the end.
+    """
+    dry_run = getattr(args, "dry_run", False)
     if args.detach:
-        out.resource(client.start_sync(args.repository, args.remote, args.mirror, args.request_id))
+        task = client.start_sync(
+            args.repository, args.remote, args.mirror, args.request_id, dry_run=dry_run
+        )
+        out.resource(task)
         return 0
-    stream = client.sync(args.repository, args.remote, args.mirror, args.request_id)
+    stream = client.sync(args.repository, args.remote, args.mirror, args.request_id, dry_run)
     return _follow(client, stream, out)
+
+
+def _short_digest(digest: str) -> str:
+    """``sha256:`` and the first 12 hex digits, or ``-`` for none."""
+    return digest[:19] if digest else "-"
+
+
+def print_plan(out: Output, plan: pb.SyncPlan) -> None:
+    """A dry run's plan: tag changes as a table, then what would be fetched and committed."""
+    rows = [
+        [sign, change.name, _short_digest(change.from_digest), _short_digest(change.to_digest)]
+        for sign, changes in (
+            ("+", plan.tags_added),
+            ("~", plan.tags_moved),
+            ("-", plan.tags_removed),
+        )
+        for change in changes
+    ]
+    if rows:
+        out.table(["CHANGE", "TAG", "FROM", "TO"], rows)
+    else:
+        out.line("tags: no change")
+    if plan.tags_truncated:
+        out.line(f"... and {plan.tags_truncated} more tag change(s)")
+    if plan.tags_removed:
+        out.line(f"warning: {len(plan.tags_removed)} tag(s) would be removed (mirror mode)")
+    requests = " ".join(f"{k}={plan.upstream_requests[k]}" for k in sorted(plan.upstream_requests))
+    out.line()
+    out.table(
+        ["PLAN", "COUNT"],
+        [
+            ["tags unchanged", str(plan.tags_unchanged)],
+            ["manifests to fetch", f"{plan.manifests_to_fetch} of {plan.manifests_total}"],
+            ["blobs to fetch", str(plan.blobs_to_fetch)],
+            ["bytes to fetch", str(plan.bytes_to_fetch)],
+            ["blobs already stored", str(plan.blobs_stored)],
+            ["upstream requests", requests or "-"],
+        ],
+    )
+    out.line()
+    if plan.creates_version:
+        out.line("a sync would create a new version:")
+        out.summary(plan.content_summary)
+    else:
+        out.line("a sync would create no new version")
 
 
 class _Recorder:
@@ -382,7 +519,10 @@ def _follow(client: MirrorClient, stream: ResponseStream[Any], out: Output) -> i
         return 1
     version_name_ = _created_version(task) if task.state == pb.TASK_STATE_COMPLETED else None
     version = client.get_version(version_name_) if version_name_ else None
-    if out.json:
+    if task.HasField("sync_plan") and not out.json:
+        out.line(f"dry run {task.name}: nothing was written")
+        print_plan(out, task.sync_plan)
+    elif out.json:
         out.document({"task": to_dict(task), "version": to_dict(version) if version else None})
     elif task.state == pb.TASK_STATE_COMPLETED:
         if version is not None:

@@ -12,6 +12,7 @@ __all__ = [
     "distribution_name",
     "remote_name",
     "repository_name",
+    "schedule_name",
     "short_id",
     "task_name",
     "version_name",
@@ -40,6 +41,11 @@ def repository_name(value: str) -> str:
 def remote_name(value: str) -> str:
     """Return the full remote name: ``hub`` -> ``remotes/hub``."""
     return _prefixed(_REMOTES, value)
+
+
+def schedule_name(value: str) -> str:
+    """Return the full schedule name: ``nightly`` -> ``schedules/nightly``."""
+    return _prefixed("schedules/", value)
 
 
 def distribution_name(value: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 __all__ = [
     "add_remote_options",
     "content_type",
+    "duration",
     "header",
     "remote_fields",
     "version_number",
@@ -46,6 +47,25 @@ def content_type(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"unknown content type {text!r}; choose one of {', '.join(_CONTENT_TYPES)}"
     )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``6h`` or ``1d``."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], None) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 90s, 15m, 6h or 1d, not {text!r}"
+        ) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive, not {text!r}")
+    return seconds
 
 
 def header(text: str) -> tuple[str, str]:
@@ -88,6 +108,7 @@ _REMOTE_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "include_foreign_layers": bool,
     "sigstore": str,
     "signed_only": bool,
+    "platforms": _split_list,
 }
 
 
@@ -134,6 +155,12 @@ def add_remote_options(parser: argparse.ArgumentParser, *, create: bool) -> None
     add("--sigstore", metavar="URL", help="lookaside signature store")
     add("--signed-only", action=argparse.BooleanOptionalAction)
     add("--token-realm-allowlist", action="append", metavar="HOSTS", help="comma-separated")
+    add(
+        "--platforms",
+        action="append",
+        metavar="PLATFORMS",
+        help="keep only these index children, e.g. linux/amd64,linux/arm64/v8 ('' keeps all)",
+    )
 
 
 def remote_fields(args: argparse.Namespace, stdin: TextIO | None = None) -> dict[str, Any]:

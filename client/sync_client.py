@@ -18,7 +18,14 @@ from protos import mirror_pb2_grpc as pb_grpc
 
 from . import builders
 from .errors import MirrorClientError
-from .names import distribution_name, remote_name, repository_name, task_name, version_name
+from .names import (
+    distribution_name,
+    remote_name,
+    repository_name,
+    schedule_name,
+    task_name,
+    version_name,
+)
 
 __all__ = ["DEFAULT_TARGET", "MirrorClient", "ResponseStream"]
 
@@ -113,6 +120,7 @@ class MirrorClient:
         self._content = pb_grpc.ContentServiceStub(channel)
         self._distributions = pb_grpc.DistributionServiceStub(channel)
         self._tasks = pb_grpc.TaskServiceStub(channel)
+        self._schedules = pb_grpc.ScheduleServiceStub(channel)
 
     def close(self) -> None:
         """Close the channel (unless it was passed in)."""
@@ -448,15 +456,82 @@ class MirrorClient:
     # -- sync -------------------------------------------------------------------------------
 
     def start_sync(
-        self, repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+        self,
+        repository: str,
+        remote: str,
+        mirror: bool = False,
+        request_id: str | None = None,
+        dry_run: bool = False,
     ) -> pb.Task:
-        """Start a sync task and return it (queued) at once."""
-        request = builders.start_sync_request(repository, remote, mirror, request_id)
+        """Start a sync task and return it (queued) at once.
+
+        With ``dry_run`` the task only plans: its ``sync_plan`` says what a sync would do.
+        """
+        request = builders.start_sync_request(repository, remote, mirror, request_id, dry_run)
         return self._call(self._sync.StartSync, request).task
 
     def sync(
-        self, repository: str, remote: str, mirror: bool = False, request_id: str | None = None
+        self,
+        repository: str,
+        remote: str,
+        mirror: bool = False,
+        request_id: str | None = None,
+        dry_run: bool = False,
     ) -> ResponseStream[pb.SyncResponse]:
-        """Start a sync task and stream its events until it ends."""
-        request = builders.sync_request(repository, remote, mirror, request_id)
+        """Start a sync task and stream its events until it ends (see ``dry_run`` above)."""
+        request = builders.sync_request(repository, remote, mirror, request_id, dry_run)
         return self._stream(self._sync.Sync, request)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        repository: str,
+        remote: str,
+        *,
+        cron: str | None = None,
+        interval: float | None = None,
+        time_zone: str = "",
+        mirror: bool = False,
+        enabled: bool = True,
+    ) -> pb.Schedule:
+        """Create ``schedules/{schedule_id}``: a sync on a cron expression or every
+        ``interval`` seconds."""
+        request = builders.create_schedule_request(
+            schedule_id,
+            repository,
+            remote,
+            cron=cron,
+            interval=interval,
+            time_zone=time_zone,
+            mirror=mirror,
+            enabled=enabled,
+        )
+        return self._call(self._schedules.CreateSchedule, request).schedule
+
+    def get_schedule(self, name: str) -> pb.Schedule:
+        """Return one schedule, with its last run, last result and next run."""
+        request = pb.GetScheduleRequest(name=schedule_name(name))
+        return self._call(self._schedules.GetSchedule, request).schedule
+
+    def list_schedules(self, page_size: int = 0, page_token: str = "") -> pb.ListSchedulesResponse:
+        """Return one page of schedules, ordered by name."""
+        request = pb.ListSchedulesRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._schedules.ListSchedules, request)
+
+    def iter_schedules(self, page_size: int = 0) -> Iterator[pb.Schedule]:
+        """Yield every schedule, following page tokens."""
+        request = pb.ListSchedulesRequest(page_size=page_size)
+        return self._pages(self._schedules.ListSchedules, request, "schedules")
+
+    def update_schedule(self, name: str, **fields: Any) -> pb.Schedule:
+        """Update the given fields only (``repository``, ``remote``, ``cron``, ``interval``,
+        ``time_zone``, ``mirror``, ``enabled``)."""
+        request = builders.update_schedule_request(name, **fields)
+        return self._call(self._schedules.UpdateSchedule, request).schedule
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete a schedule (tasks it started are left alone)."""
+        request = pb.DeleteScheduleRequest(name=schedule_name(name))
+        self._call(self._schedules.DeleteSchedule, request)

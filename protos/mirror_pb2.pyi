@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -86,7 +87,7 @@ CHANGE_KIND_ADDED: ChangeKind
 CHANGE_KIND_REMOVED: ChangeKind
 
 class Remote(_message.Message):
-    __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time")
+    __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time", "platforms")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +127,7 @@ class Remote(_message.Message):
     SIGNED_ONLY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     uid: str
     url: str
@@ -158,7 +160,42 @@ class Remote(_message.Message):
     signed_only: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., url: _Optional[str] = ..., upstream_name: _Optional[str] = ..., policy: _Optional[_Union[Policy, str]] = ..., download_concurrency: _Optional[int] = ..., include_tags: _Optional[_Iterable[str]] = ..., exclude_tags: _Optional[_Iterable[str]] = ..., sigstore: _Optional[str] = ..., proxy_url: _Optional[str] = ..., proxy_username: _Optional[str] = ..., proxy_password: _Optional[str] = ..., proxy_password_set: _Optional[bool] = ..., ssl_ca_certificate: _Optional[str] = ..., ssl_client_certificate: _Optional[str] = ..., ssl_client_key: _Optional[str] = ..., ssl_client_key_set: _Optional[bool] = ..., ssl_validation: _Optional[bool] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: _Optional[bool] = ..., connect_timeout: _Optional[float] = ..., sock_read_timeout: _Optional[float] = ..., total_timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., include_foreign_layers: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., token_realm_allowlist: _Optional[_Iterable[str]] = ..., signed_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    platforms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., url: _Optional[str] = ..., upstream_name: _Optional[str] = ..., policy: _Optional[_Union[Policy, str]] = ..., download_concurrency: _Optional[int] = ..., include_tags: _Optional[_Iterable[str]] = ..., exclude_tags: _Optional[_Iterable[str]] = ..., sigstore: _Optional[str] = ..., proxy_url: _Optional[str] = ..., proxy_username: _Optional[str] = ..., proxy_password: _Optional[str] = ..., proxy_password_set: _Optional[bool] = ..., ssl_ca_certificate: _Optional[str] = ..., ssl_client_certificate: _Optional[str] = ..., ssl_client_key: _Optional[str] = ..., ssl_client_key_set: _Optional[bool] = ..., ssl_validation: _Optional[bool] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: _Optional[bool] = ..., connect_timeout: _Optional[float] = ..., sock_read_timeout: _Optional[float] = ..., total_timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., include_foreign_layers: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., token_realm_allowlist: _Optional[_Iterable[str]] = ..., signed_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platforms: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("name", "repository", "remote", "mirror", "cron", "interval", "time_zone", "enabled", "next_run_time", "last_run_time", "last_task", "last_result", "skipped_runs", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_TASK_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESULT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_RUNS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    repository: str
+    remote: str
+    mirror: bool
+    cron: str
+    interval: _duration_pb2.Duration
+    time_zone: str
+    enabled: bool
+    next_run_time: _timestamp_pb2.Timestamp
+    last_run_time: _timestamp_pb2.Timestamp
+    last_task: str
+    last_result: TaskState
+    skipped_runs: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., repository: _Optional[str] = ..., remote: _Optional[str] = ..., mirror: _Optional[bool] = ..., cron: _Optional[str] = ..., interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_zone: _Optional[str] = ..., enabled: _Optional[bool] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_task: _Optional[str] = ..., last_result: _Optional[_Union[TaskState, str]] = ..., skipped_runs: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Repository(_message.Message):
     __slots__ = ("name", "uid", "description", "latest_version", "versions", "retain_versions", "mirror", "create_time", "update_time", "latest_version_number")
@@ -230,7 +267,7 @@ class ContentSummary(_message.Message):
     def __init__(self, added: _Optional[_Mapping[str, int]] = ..., removed: _Optional[_Mapping[str, int]] = ..., present: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "kind", "state", "create_time", "start_time", "finish_time", "progress_reports", "error", "created_resources", "reserved_resources", "warnings", "parameters")
+    __slots__ = ("name", "kind", "state", "create_time", "start_time", "finish_time", "progress_reports", "error", "created_resources", "reserved_resources", "warnings", "parameters", "sync_plan")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +287,7 @@ class Task(_message.Message):
     RESERVED_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_PLAN_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     state: TaskState
@@ -262,7 +300,55 @@ class Task(_message.Message):
     reserved_resources: _containers.RepeatedScalarFieldContainer[str]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     parameters: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress_reports: _Optional[_Iterable[_Union[ProgressReport, _Mapping]]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., created_resources: _Optional[_Iterable[str]] = ..., reserved_resources: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    sync_plan: SyncPlan
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress_reports: _Optional[_Iterable[_Union[ProgressReport, _Mapping]]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., created_resources: _Optional[_Iterable[str]] = ..., reserved_resources: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ..., sync_plan: _Optional[_Union[SyncPlan, _Mapping]] = ...) -> None: ...
+
+class SyncPlan(_message.Message):
+    __slots__ = ("tags_added", "tags_moved", "tags_removed", "tags_unchanged", "manifests_to_fetch", "manifests_total", "blobs_to_fetch", "bytes_to_fetch", "blobs_stored", "upstream_requests", "content_summary", "creates_version", "tags_truncated")
+    class UpstreamRequestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    TAGS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_MOVED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    MANIFESTS_TO_FETCH_FIELD_NUMBER: _ClassVar[int]
+    MANIFESTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_TO_FETCH_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TO_FETCH_FIELD_NUMBER: _ClassVar[int]
+    BLOBS_STORED_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CREATES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    tags_added: _containers.RepeatedCompositeFieldContainer[TagChange]
+    tags_moved: _containers.RepeatedCompositeFieldContainer[TagChange]
+    tags_removed: _containers.RepeatedCompositeFieldContainer[TagChange]
+    tags_unchanged: int
+    manifests_to_fetch: int
+    manifests_total: int
+    blobs_to_fetch: int
+    bytes_to_fetch: int
+    blobs_stored: int
+    upstream_requests: _containers.ScalarMap[str, int]
+    content_summary: ContentSummary
+    creates_version: bool
+    tags_truncated: int
+    def __init__(self, tags_added: _Optional[_Iterable[_Union[TagChange, _Mapping]]] = ..., tags_moved: _Optional[_Iterable[_Union[TagChange, _Mapping]]] = ..., tags_removed: _Optional[_Iterable[_Union[TagChange, _Mapping]]] = ..., tags_unchanged: _Optional[int] = ..., manifests_to_fetch: _Optional[int] = ..., manifests_total: _Optional[int] = ..., blobs_to_fetch: _Optional[int] = ..., bytes_to_fetch: _Optional[int] = ..., blobs_stored: _Optional[int] = ..., upstream_requests: _Optional[_Mapping[str, int]] = ..., content_summary: _Optional[_Union[ContentSummary, _Mapping]] = ..., creates_version: _Optional[bool] = ..., tags_truncated: _Optional[int] = ...) -> None: ...
+
+class TagChange(_message.Message):
+    __slots__ = ("name", "from_digest", "to_digest")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FROM_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TO_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    from_digest: str
+    to_digest: str
+    def __init__(self, name: _Optional[str] = ..., from_digest: _Optional[str] = ..., to_digest: _Optional[str] = ...) -> None: ...
 
 class ProgressReport(_message.Message):
     __slots__ = ("code", "message", "done", "total", "done_bytes", "total_bytes", "state")
@@ -548,16 +634,18 @@ class DeleteRemoteResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class StartSyncRequest(_message.Message):
-    __slots__ = ("repository", "remote", "mirror", "request_id")
+    __slots__ = ("repository", "remote", "mirror", "request_id", "dry_run")
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     MIRROR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     repository: str
     remote: str
     mirror: bool
     request_id: str
-    def __init__(self, repository: _Optional[str] = ..., remote: _Optional[str] = ..., mirror: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, repository: _Optional[str] = ..., remote: _Optional[str] = ..., mirror: _Optional[bool] = ..., request_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class StartSyncResponse(_message.Message):
     __slots__ = ("task",)
@@ -566,16 +654,18 @@ class StartSyncResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class SyncRequest(_message.Message):
-    __slots__ = ("repository", "remote", "mirror", "request_id")
+    __slots__ = ("repository", "remote", "mirror", "request_id", "dry_run")
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     MIRROR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     repository: str
     remote: str
     mirror: bool
     request_id: str
-    def __init__(self, repository: _Optional[str] = ..., remote: _Optional[str] = ..., mirror: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, repository: _Optional[str] = ..., remote: _Optional[str] = ..., mirror: _Optional[bool] = ..., request_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class SyncResponse(_message.Message):
     __slots__ = ("kind", "task", "warning")
@@ -800,3 +890,69 @@ class WatchTaskResponse(_message.Message):
     task: Task
     warning: str
     def __init__(self, kind: _Optional[_Union[TaskEventKind, str]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., warning: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "schedule")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    schedule: Schedule
+    def __init__(self, schedule_id: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class CreateScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules", "next_page_token")
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    next_page_token: str
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateScheduleRequest(_message.Message):
+    __slots__ = ("schedule", "update_mask")
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateScheduleResponse(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

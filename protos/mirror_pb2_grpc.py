@@ -278,6 +278,258 @@ class RepositoryService:
             _registered_method=True)
 
 
+class ScheduleServiceStub:
+    """Schedules start syncs of a repository from a remote on a cron expression or an interval.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSchedule = channel.unary_unary(
+                '/mirror.v1.ScheduleService/CreateSchedule',
+                request_serializer=protos_dot_mirror__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/mirror.v1.ScheduleService/GetSchedule',
+                request_serializer=protos_dot_mirror__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/mirror.v1.ScheduleService/ListSchedules',
+                request_serializer=protos_dot_mirror__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/mirror.v1.ScheduleService/UpdateSchedule',
+                request_serializer=protos_dot_mirror__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.UpdateScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/mirror.v1.ScheduleService/DeleteSchedule',
+                request_serializer=protos_dot_mirror__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+
+
+class ScheduleServiceServicer:
+    """Schedules start syncs of a repository from a remote on a cron expression or an interval.
+    """
+
+    def CreateSchedule(self, request, context):
+        """Creates a schedule; its first run is the next cron time (or one interval from now).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Returns one schedule with its last run, last result and next run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Lists schedules ordered by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Updates the fields named by the mask; a new timing recomputes the next run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Deletes a schedule; tasks it started are left alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ScheduleServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=protos_dot_mirror__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=protos_dot_mirror__pb2.GetScheduleRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=protos_dot_mirror__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=protos_dot_mirror__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.UpdateScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=protos_dot_mirror__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirror.v1.ScheduleService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirror.v1.ScheduleService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ScheduleService:
+    """Schedules start syncs of a repository from a remote on a cron expression or an interval.
+    """
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ScheduleService/CreateSchedule',
+            protos_dot_mirror__pb2.CreateScheduleRequest.SerializeToString,
+            protos_dot_mirror__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ScheduleService/GetSchedule',
+            protos_dot_mirror__pb2.GetScheduleRequest.SerializeToString,
+            protos_dot_mirror__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ScheduleService/ListSchedules',
+            protos_dot_mirror__pb2.ListSchedulesRequest.SerializeToString,
+            protos_dot_mirror__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ScheduleService/UpdateSchedule',
+            protos_dot_mirror__pb2.UpdateScheduleRequest.SerializeToString,
+            protos_dot_mirror__pb2.UpdateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ScheduleService/DeleteSchedule',
+            protos_dot_mirror__pb2.DeleteScheduleRequest.SerializeToString,
+            protos_dot_mirror__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class RemoteServiceStub:
     """Remotes describe an upstream registry repository and how to reach it.
     """

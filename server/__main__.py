@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
+from server import logs
 from server.app import serve
 from server.config import parse_settings
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
 
 

@@ -17,6 +17,9 @@ from grpc_reflection.v1alpha import reflection
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
+from server.domain.syncs import SYNC_KIND
+from server.metrics import serve_metrics
+from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
@@ -24,6 +27,7 @@ from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
+from server.services.schedules import ScheduleServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
@@ -35,13 +39,15 @@ from server.store.db import Database
 from server.store.distributions import DistributionStore
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
+from server.store.schedules import ScheduleStore
 from server.store.serving import ServingQueries
 from server.store.tasks import TaskStore
 from server.store.versions import VersionStore
-from server.sync.engine import SYNC_KIND, SyncEngine
+from server.sync.engine import SyncEngine
 from server.sync.hosts import Hosts
 from server.tasks.events import TaskEvents
 from server.tasks.runner import TaskRunner
+from server.tasks.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class Services:
     engine: SyncEngine
     distributions: DistributionStore
     pull_through: PullThrough
+    schedules: ScheduleStore
     registry_host: str = ""
     """`host:port` of the registry endpoint once it listens (for `registry_path`)."""
 
@@ -106,6 +113,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             # running task at start. With PostgreSQL other processes may be running tasks.
             fail_all_running_at_start=db.is_sqlite,
         )
+        schedules = ScheduleStore(db)
+        scheduler = Scheduler(schedules, runner, interval=settings.schedule_interval)
         services = Services(
             settings=settings,
             db=db,
@@ -120,12 +129,15 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             engine=engine,
             distributions=DistributionStore(db),
             pull_through=PullThrough(remotes, storage, hosts),
+            schedules=schedules,
             registry_host=settings.registry_address,
         )
         await runner.start()
+        await scheduler.start()
         try:
             yield services
         finally:
+            await scheduler.stop()
             await runner.stop()
             await services.pull_through.aclose()
     finally:
@@ -155,6 +167,7 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     pb_grpc.add_ContentServiceServicer_to_server(
         ContentServicer(ContentQueries(services.db, services.storage)), server
     )
+    pb_grpc.add_ScheduleServiceServicer_to_server(ScheduleServicer(services.schedules), server)
     pb_grpc.add_DistributionServiceServicer_to_server(
         DistributionServicer(services.distributions, lambda: services.registry_host), server
     )
@@ -182,7 +195,9 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
     app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    runner = web.AppRunner(
+        app, access_log_class=RegistryAccessLogger, access_log_format=ACCESS_LOG_FORMAT
+    )
     await runner.setup()
     host, _, port = address.rpartition(":")
     site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
@@ -198,9 +213,20 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with build_services(settings) as services:
+    async with build_services(settings) as services, contextlib.AsyncExitStack() as extras:
         server, _port = await start_grpc(services, settings.grpc_address)
         registry, _ = await start_registry(services, settings.registry_address)
+        if settings.metrics_address:
+            port = await extras.enter_async_context(
+                serve_metrics(
+                    settings.metrics_address,
+                    services.tasks.count_by_state,
+                    services.storage.blob_dir,
+                )
+            )
+            log.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_address.rpartition(":")[0], port
+            )
         log.info(
             "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
             settings.grpc_address,

@@ -1,4 +1,5 @@
-"""Tag filters: include/exclude lists of shell-style wildcards, and digest entries."""
+"""Tag filters (include/exclude lists of shell-style wildcards, and digest entries) and
+platform filters (which children of an index a remote keeps)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from server.domain.digests import Digest
+from server.domain.manifests import Descriptor
 
 WILDCARD_CHARS = frozenset("*?[")
 
@@ -43,3 +45,29 @@ class TagFilter:
 
     def select(self, tags: list[str]) -> list[str]:
         return [t for t in tags if self.wants(t)]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFilter:
+    """`os/architecture[/variant]` specs a remote keeps from indexes; empty keeps everything.
+
+    A spec without a variant matches every variant of its architecture (`linux/arm64` takes
+    `linux/arm64/v8`). A child without any platform (a nested index, say) is kept: it is not
+    specific to one platform. Buildx attestation children say `unknown/unknown`, so a filter
+    drops them unless it names that platform.
+    """
+
+    specs: tuple[str, ...] = ()
+
+    def wants(self, child: Descriptor) -> bool:
+        if not self.specs:
+            return True
+        if not (child.platform_os or child.platform_architecture):
+            return True
+        for spec in self.specs:
+            os_, arch, *variant = spec.split("/")
+            if (os_, arch) != (child.platform_os, child.platform_architecture):
+                continue
+            if not variant or variant[0] == child.platform_variant:
+                return True
+        return False

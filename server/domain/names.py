@@ -1,6 +1,6 @@
 """Resource names (AIP-122), parsed once at the edge into value types.
 
-Ids of repositories, remotes and distributions follow one rule, documented in the README:
+Ids of repositories, remotes, distributions and schedules follow one rule, documented in the README:
 lower-case letters, digits, `.`, `_` and `-`, starting and ending with a letter or digit,
 at most 128 characters.
 """
@@ -72,6 +72,20 @@ class DistributionName:
 
     def __str__(self) -> str:
         return f"distributions/{self.distribution_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleName:
+    """`schedules/{schedule}`."""
+
+    schedule_id: str
+
+    @classmethod
+    def parse(cls, name: str, field: str = "name") -> ScheduleName:
+        return cls(_split(name, "schedules", field))
+
+    def __str__(self) -> str:
+        return f"schedules/{self.schedule_id}"
 
 
 LATEST = "latest"

@@ -74,6 +74,7 @@ class Remote:
     rate_limit: float = 0.0
     token_realm_allowlist: tuple[str, ...] = ()
     signed_only: bool = False
+    platforms: tuple[str, ...] = ()
     create_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -29,6 +29,9 @@ _RESERVED_HEADERS = {
     "accept-encoding",
 }
 MAX_RETRIES_LIMIT = 10
+# A platform filter entry: `os/architecture` or `os/architecture/variant`, lower case.
+PLATFORM_SPEC = re.compile(r"[a-z0-9._-]{1,64}/[a-z0-9._-]{1,64}(?:/[a-z0-9._-]{1,64})?")
+MAX_PLATFORMS = 32
 
 
 def is_oci_name(value: str) -> bool:
@@ -140,6 +143,16 @@ def remote_violations(remote: Remote) -> list[FieldViolation]:
                 "ssl_client_certificate and ssl_client_key must be set together",
             )
         )
+    if len(remote.platforms) > MAX_PLATFORMS:
+        bad.append(FieldViolation("remote.platforms", f"at most {MAX_PLATFORMS} entries"))
+    for i, spec in enumerate(remote.platforms[:MAX_PLATFORMS]):
+        if not PLATFORM_SPEC.fullmatch(spec):
+            bad.append(
+                FieldViolation(
+                    f"remote.platforms[{i}]",
+                    f"{spec[:80]!r} is not os/architecture[/variant], e.g. linux/arm64/v8",
+                )
+            )
     for i, host in enumerate(remote.token_realm_allowlist):
         if not host or "/" in host or " " in host:
             bad.append(FieldViolation(f"remote.token_realm_allowlist[{i}]", "must be a host name"))

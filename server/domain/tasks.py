@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from server.domain.plan import SyncPlan
+
 
 class TaskState(StrEnum):
     """Lifecycle: queued -> running -> completed | failed | canceled."""
@@ -70,6 +72,7 @@ class Task:
     warnings: tuple[str, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
     cancel_requested: bool = False
+    sync_plan: SyncPlan | None = None
 
     @property
     def name(self) -> str:

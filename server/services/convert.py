@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import mirror_pb2 as pb
 from server.domain.errors import InvalidArgument
+from server.domain.names import RemoteName, RepositoryName
+from server.domain.plan import SyncPlan, TagChange
 from server.domain.resources import (
     DEFAULT_DOWNLOAD_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -17,6 +20,7 @@ from server.domain.resources import (
     Repository,
     Version,
 )
+from server.domain.schedules import Schedule, Timing
 from server.domain.tasks import ProgressState, Task, TaskState
 
 _POLICY_TO_PB = {
@@ -112,6 +116,7 @@ def remote_to_pb(remote: Remote) -> pb.Remote:
         rate_limit=remote.rate_limit,
         token_realm_allowlist=list(remote.token_realm_allowlist),
         signed_only=remote.signed_only,
+        platforms=list(remote.platforms),
         create_time=timestamp(remote.create_time),
         update_time=timestamp(remote.update_time),
     )
@@ -150,6 +155,7 @@ def remote_from_pb(remote_id: str, msg: pb.Remote) -> Remote:
         rate_limit=msg.rate_limit,
         token_realm_allowlist=tuple(msg.token_realm_allowlist),
         signed_only=msg.signed_only,
+        platforms=tuple(msg.platforms),
     )
 
 
@@ -192,6 +198,8 @@ def task_to_pb(task: Task) -> pb.Task:
         warnings=list(task.warnings),
         parameters=task.parameters,
     )
+    if task.sync_plan is not None:
+        msg.sync_plan.CopyFrom(sync_plan_to_pb(task.sync_plan))
     if task.error is not None:
         msg.error.CopyFrom(
             pb.TaskError(
@@ -202,3 +210,83 @@ def task_to_pb(task: Task) -> pb.Task:
             )
         )
     return msg
+
+
+def _tag_changes(changes: tuple[TagChange, ...]) -> list[pb.TagChange]:
+    return [
+        pb.TagChange(name=c.name, from_digest=c.from_digest, to_digest=c.to_digest) for c in changes
+    ]
+
+
+def sync_plan_to_pb(plan: SyncPlan) -> pb.SyncPlan:
+    return pb.SyncPlan(
+        tags_added=_tag_changes(plan.tags_added),
+        tags_moved=_tag_changes(plan.tags_moved),
+        tags_removed=_tag_changes(plan.tags_removed),
+        tags_unchanged=plan.tags_unchanged,
+        tags_truncated=plan.tags_truncated,
+        manifests_to_fetch=plan.manifests_to_fetch,
+        manifests_total=plan.manifests_total,
+        blobs_to_fetch=plan.blobs_to_fetch,
+        bytes_to_fetch=plan.bytes_to_fetch,
+        blobs_stored=plan.blobs_stored,
+        upstream_requests=plan.upstream_requests,
+        content_summary=summary_to_pb(plan.summary),
+        creates_version=plan.creates_version,
+    )
+
+
+def schedule_to_pb(schedule: Schedule) -> pb.Schedule:
+    timing = schedule.timing
+    msg = pb.Schedule(
+        name=schedule.name,
+        repository=f"repositories/{schedule.repository_id}",
+        remote=f"remotes/{schedule.remote_id}",
+        mirror=schedule.mirror,
+        cron=timing.cron,
+        time_zone=timing.time_zone,
+        enabled=schedule.enabled,
+        next_run_time=timestamp(schedule.next_run_time),
+        last_run_time=timestamp(schedule.last_run_time),
+        last_task=f"tasks/{schedule.last_task_id}" if schedule.last_task_id else "",
+        last_result=(
+            _TASK_STATE_TO_PB[schedule.last_result]
+            if schedule.last_result is not None
+            else pb.TASK_STATE_UNSPECIFIED
+        ),
+        skipped_runs=schedule.skipped_runs,
+        create_time=timestamp(schedule.create_time),
+        update_time=timestamp(schedule.update_time),
+    )
+    if timing.interval is not None:
+        interval = Duration()
+        interval.FromTimedelta(timing.interval)
+        msg.interval.CopyFrom(interval)
+    return msg
+
+
+def schedule_from_pb(schedule_id: str, msg: pb.Schedule, *, partial: bool = False) -> Schedule:
+    """A domain schedule from request fields. With `partial` (updates) the names may be
+    empty: only the fields in the mask are used."""
+    repository = (
+        RepositoryName.parse(msg.repository, "schedule.repository").repository_id
+        if msg.repository or not partial
+        else ""
+    )
+    remote = (
+        RemoteName.parse(msg.remote, "schedule.remote").remote_id
+        if msg.remote or not partial
+        else ""
+    )
+    interval = None
+    if msg.HasField("interval"):
+        seconds = msg.interval.seconds + msg.interval.nanos / 1e9
+        interval = timedelta(seconds=int(seconds)) if seconds > 0 else timedelta(0)
+    return Schedule(
+        schedule_id=schedule_id,
+        repository_id=repository,
+        remote_id=remote,
+        timing=Timing(cron=msg.cron, interval=interval, time_zone=msg.time_zone),
+        mirror=msg.mirror,
+        enabled=msg.enabled if msg.HasField("enabled") else True,
+    )

@@ -1,4 +1,5 @@
-"""One log line per RPC: method, peer, status code and duration. Never the request body."""
+"""One log line and the metrics of each RPC: method, peer, status code and duration. Never
+the request body."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+
+from server import metrics
 
 log = logging.getLogger("mirror.rpc")
 
@@ -57,4 +60,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
 def _log(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
     code = context.code() or grpc.StatusCode.OK
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-    log.info("rpc %s %s %s %.1fms", method, context.peer(), name, (time.monotonic() - start) * 1000)
+    elapsed = time.monotonic() - start
+    metrics.RPC_REQUESTS.labels(method, name).inc()
+    metrics.RPC_DURATION.labels(method).observe(elapsed)
+    log.info("rpc %s %s %s %.1fms", method, context.peer(), name, elapsed * 1000)

@@ -11,6 +11,7 @@ from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.domain.errors import InvalidArgument
 from server.domain.names import RemoteName, RepositoryName
+from server.domain.syncs import SYNC_KIND, SyncParameters
 from server.domain.tasks import Task
 from server.services import convert
 from server.services.errors import stream_errors, unary_errors
@@ -18,7 +19,6 @@ from server.services.tasks import event_fields
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.tasks import TaskStore
-from server.sync.engine import SYNC_KIND, SyncParameters
 from server.tasks.events import TaskEvents
 from server.tasks.runner import TaskRunner
 from server.tasks.watch import watch_task
@@ -54,7 +54,9 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
         # Fail fast on unknown names rather than queue a task that can only fail.
         await self._repositories.get(repository.repository_id)
         await self._remotes.get(remote.remote_id)
-        params = SyncParameters(repository.repository_id, remote.remote_id, request.mirror)
+        params = SyncParameters(
+            repository.repository_id, remote.remote_id, request.mirror, dry_run=request.dry_run
+        )
         task, created = await self._tasks.create(
             SYNC_KIND, str(repository), params.to_parameters(), request.request_id or None
         )

@@ -15,7 +15,11 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.manifests import Descriptor, Manifest
+from server.domain.plan import NaturalContent
+from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
 from server.store.db import Database
+from server.store.membership import present_keys
+from server.store.repositories import load_row
 from server.store.schema import (
     BlobRow,
     ManifestBlobRow,
@@ -81,6 +85,41 @@ class ContentStore:
                 for pk, digest, media_type, data in rows:
                     found[digest] = StoredManifest(pk, digest, media_type, data)
         return found
+
+    async def present_content(self, repository_id: str) -> NaturalContent:
+        """The latest version of a repository by natural keys (what a dry run compares to)."""
+        async with self._db.session() as session:
+            repo = await load_row(session, repository_id)
+            keys = await present_keys(session, repo.id, repo.latest_version)
+            ids: dict[str, list[int]] = {BLOB: [], MANIFEST: [], TAG: [], SIGNATURE: []}
+            for content_type, pk in keys:
+                ids.setdefault(content_type, []).append(pk)
+            digests: dict[str, set[str]] = {}
+            for content_type, row_type in (
+                (BLOB, BlobRow),
+                (MANIFEST, ManifestRow),
+                (SIGNATURE, SignatureRow),
+            ):
+                found = digests.setdefault(content_type, set())
+                for chunk in _chunks(sorted(ids[content_type])):
+                    rows = await session.execute(
+                        select(row_type.digest).where(row_type.id.in_(chunk))
+                    )
+                    found.update(d for (d,) in rows)
+            tags: dict[str, str] = {}
+            for chunk in _chunks(sorted(ids[TAG])):
+                rows = await session.execute(
+                    select(TagRow.name, ManifestRow.digest)
+                    .join(ManifestRow, ManifestRow.id == TagRow.manifest_id)
+                    .where(TagRow.id.in_(chunk))
+                )
+                tags.update({name: digest for name, digest in rows})
+        return NaturalContent(
+            tags=tags,
+            manifests=frozenset(digests[MANIFEST]),
+            blobs=frozenset(digests[BLOB]),
+            signatures=frozenset(digests[SIGNATURE]),
+        )
 
     async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
         async with self._db.session() as session:

@@ -47,6 +47,7 @@ def to_domain(row: RemoteRow) -> Remote:
         exclude_tags=tuple(row.exclude_tags),
         headers=tuple(sorted(row.headers.items())),
         token_realm_allowlist=tuple(row.token_realm_allowlist),
+        platforms=tuple(row.platforms or ()),
         create_time=row.create_time,
         update_time=row.update_time,
         **{f: getattr(row, f) for f in _PLAIN},
@@ -61,6 +62,7 @@ def _write(row: RemoteRow, remote: Remote) -> None:
     row.exclude_tags = list(remote.exclude_tags)
     row.headers = dict(remote.headers)
     row.token_realm_allowlist = list(remote.token_realm_allowlist)
+    row.platforms = list(remote.platforms)
 
 
 def not_found(remote_id: str) -> NotFound:

@@ -98,6 +98,8 @@ class RemoteRow(Base):
     rate_limit: Mapped[float] = mapped_column(Float, default=0.0)
     token_realm_allowlist: Mapped[list[str]] = mapped_column(JSON)
     signed_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # `os/architecture[/variant]` specs kept from indexes; empty keeps every platform.
+    platforms: Mapped[list[str]] = mapped_column(JSON, default=list)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -264,6 +266,8 @@ class TaskRow(Base):
     worker: Mapped[str] = mapped_column(String(64), default="")
     # Refreshed by the worker while the task runs; a stale one means the worker died.
     heartbeat_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What a task reports besides created resources, e.g. a dry-run sync's plan.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class DistributionRow(Base):
@@ -275,5 +279,30 @@ class DistributionRow(Base):
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="RESTRICT"))
     version_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleRow(Base):
+    """A recurring sync. `next_run_time` is also the compare-and-set token of a run: the
+    process whose UPDATE still sees the old value starts the sync, every other one skips it."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_run_time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    remote_id: Mapped[int] = mapped_column(ForeignKey("remotes.id", ondelete="CASCADE"))
+    mirror: Mapped[bool] = mapped_column(Boolean, default=False)
+    cron: Mapped[str] = mapped_column(String(255), default="")
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_run_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_task_uid: Mapped[str] = mapped_column(String(36), default="")
+    skipped_runs: Mapped[int] = mapped_column(Integer, default=0)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from server.domain.plan import SyncPlan, TagChange
+from server.domain.resources import ContentSummary
 from server.domain.tasks import ProgressReport, ProgressState, Task, TaskError, TaskState
 from server.store.common import split_page
 from server.store.db import Database
@@ -32,6 +35,21 @@ def _progress_to_json(report: ProgressReport) -> dict[str, Any]:
 
 def _progress_from_json(data: dict[str, Any]) -> ProgressReport:
     return ProgressReport(**{**data, "state": ProgressState(data["state"])})
+
+
+def _plan_to_json(plan: SyncPlan) -> dict[str, Any]:
+    return {"sync_plan": dataclasses.asdict(plan)}
+
+
+def _plan_from_json(result: dict[str, Any] | None) -> SyncPlan | None:
+    data = (result or {}).get("sync_plan")
+    if data is None:
+        return None
+    tags = {
+        kind: tuple(TagChange(**change) for change in data[kind])
+        for kind in ("tags_added", "tags_moved", "tags_removed")
+    }
+    return SyncPlan(**{**data, **tags, "summary": ContentSummary(**data["summary"])})
 
 
 def to_domain(row: TaskRow) -> Task:
@@ -57,6 +75,27 @@ def to_domain(row: TaskRow) -> Task:
         warnings=tuple(row.warnings),
         parameters=dict(row.parameters),
         cancel_requested=row.cancel_requested,
+        sync_plan=_plan_from_json(row.result),
+    )
+
+
+def new_task_row(
+    kind: str, resource: str, parameters: dict[str, str], request_id: str | None = None
+) -> TaskRow:
+    """A QUEUED task row, ready to add to a session (the scheduler queues in its own
+    transaction, together with the schedule's compare-and-set)."""
+    return TaskRow(
+        uid=str(uuid.uuid4()),
+        kind=kind,
+        state=TaskState.QUEUED.value,
+        resource=resource,
+        parameters=parameters,
+        request_id=request_id or None,
+        create_time=utcnow(),
+        progress=[],
+        warnings=[],
+        created_resources=[],
+        cancel_requested=False,
     )
 
 
@@ -80,19 +119,7 @@ class TaskStore:
             existing = await self._by_request_id(kind, request_id)
             if existing is not None:
                 return self._same_request(existing, parameters, request_id), False
-        row = TaskRow(
-            uid=str(uuid.uuid4()),
-            kind=kind,
-            state=TaskState.QUEUED.value,
-            resource=resource,
-            parameters=parameters,
-            request_id=request_id or None,
-            create_time=utcnow(),
-            progress=[],
-            warnings=[],
-            created_resources=[],
-            cancel_requested=False,
-        )
+        row = new_task_row(kind, resource, parameters, request_id)
         try:
             async with self._db.session() as session, session.begin():
                 session.add(row)
@@ -144,6 +171,14 @@ class TaskStore:
             rows = list((await session.execute(query)).scalars())
         page, more = split_page(rows, size)
         return [(r.id, to_domain(r)) for r in page], more
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each state (for the metrics gauge)."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(TaskRow.state, func.count()).group_by(TaskRow.state)
+            )
+        return {state: count for state, count in rows}
 
     async def claim(self, worker: str, kinds: tuple[str, ...]) -> Task | None:
         """Move the oldest runnable queued task to RUNNING for `worker`, or return None.
@@ -244,6 +279,8 @@ class TaskStore:
             row.progress = [_progress_to_json(p) for p in task.progress]
             row.warnings = list(task.warnings)
             row.created_resources = list(created)
+            if task.sync_plan is not None:
+                row.result = _plan_to_json(task.sync_plan)
             if error is not None:
                 row.error = {
                     "code": error.code,

@@ -7,27 +7,40 @@ transaction creates the version (or none when nothing changed) -> prune old vers
 Content comes before references: blobs are on disk and verified before any manifest row names
 them, so a failure at any step leaves no partial version (orphan content rows and blobs are
 harmless and deduplicated).
+
+A dry run stops after the manifests: it compares what it found with the latest version by
+natural keys (`plan.preview_sync`, the same rule the commit applies) and reports the plan on
+the task. It writes no blob, no content row and no version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
+from server import metrics
 from server.domain.digests import Digest
 from server.domain.errors import (
     FailedPrecondition,
     MirrorError,
     NotFound,
 )
-from server.domain.filters import TagFilter
+from server.domain.filters import PlatformFilter, TagFilter
 from server.domain.manifests import Descriptor
 from server.domain.names import version_name
+from server.domain.plan import (
+    MAX_PLAN_TAGS,
+    NaturalContent,
+    SyncPlan,
+    TagChange,
+    preview_sync,
+    summary_of_plan,
+)
 from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
-from server.domain.tasks import ProgressState
+from server.domain.syncs import SyncParameters
+from server.domain.tasks import ProgressReport, ProgressState
 from server.storage.blobs import BlobStorage
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
@@ -44,32 +57,6 @@ from server.sync.upstream import Upstream
 from server.tasks.context import TaskContext
 
 log = logging.getLogger(__name__)
-
-SYNC_KIND = "sync"
-
-
-@dataclass(frozen=True, slots=True)
-class SyncParameters:
-    """What a sync task was started with (stored as the task's parameters)."""
-
-    repository_id: str
-    remote_id: str
-    mirror: bool
-
-    def to_parameters(self) -> dict[str, str]:
-        return {
-            "repository": f"repositories/{self.repository_id}",
-            "remote": f"remotes/{self.remote_id}",
-            "mirror": "true" if self.mirror else "false",
-        }
-
-    @classmethod
-    def from_parameters(cls, params: dict[str, str]) -> SyncParameters:
-        return cls(
-            repository_id=params["repository"].removeprefix("repositories/"),
-            remote_id=params["remote"].removeprefix("remotes/"),
-            mirror=params.get("mirror") == "true",
-        )
 
 
 class SyncEngine:
@@ -122,7 +109,14 @@ class SyncEngine:
     ) -> tuple[str, ...]:
         tags, listed = await self._list_tags(context, remote, upstream)
         snapshot = await self._gather(context, remote, upstream, tags, listed)
-        await self._download_blobs(context, remote, upstream, snapshot)
+        if params.dry_run:
+            context.sync_plan = await self._preview(params, remote, upstream, snapshot)
+            return ()
+        downloaded = await self._download_blobs(context, remote, upstream, snapshot)
+        repository = params.repository_id
+        metrics.SYNC_OBJECTS.labels(repository, "manifest").inc(len(snapshot.new_manifests))
+        metrics.SYNC_OBJECTS.labels(repository, "blob").inc(downloaded.done)
+        metrics.SYNC_BYTES.labels(repository).inc(downloaded.done_bytes)
         saving = await progress.Stage(context, progress.SAVING, "Saving the new version").start()
         found = await self._save(snapshot)
         version, _plan = await self._committer.commit(
@@ -177,7 +171,9 @@ class SyncEngine:
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
         stage = progress.Stage(context, progress.FETCHING_MANIFESTS, "Fetching manifests")
         await stage.start()
-        gatherer = Gatherer(context, upstream, self._content, stage)
+        gatherer = Gatherer(
+            context, upstream, self._content, stage, PlatformFilter(remote.platforms)
+        )
         roots = await gatherer.resolve_tags(tags)
         await gatherer.walk(roots | set(tag_filter.include_digests))
         selected = dict(gatherer.snapshot.tags)
@@ -232,19 +228,64 @@ class SyncEngine:
                     wanted.setdefault(layer.digest, layer)
         return sorted(wanted.values(), key=lambda d: d.digest), foreign
 
+    async def _missing_blobs(self, wanted: list[Descriptor]) -> list[Descriptor]:
+        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
+        return await asyncio.to_thread(
+            lambda: [b for b in wanted if not self._storage.has(b.digest)]
+        )
+
+    async def _preview(
+        self, params: SyncParameters, remote: Remote, upstream: Upstream, snapshot: Snapshot
+    ) -> SyncPlan:
+        """The plan of a dry run: what the real sync would fetch and commit."""
+        wanted, _foreign = self._wanted_blobs(remote, snapshot)
+        missing = await self._missing_blobs(wanted)
+        present = await self._content.present_content(params.repository_id)
+        found = NaturalContent(
+            tags={name: str(digest) for name, digest in snapshot.tags.items()},
+            manifests=frozenset(str(d) for d in snapshot.manifests),
+            blobs=frozenset(str(b.digest) for m in snapshot.manifests.values() for b in m.blobs),
+            signatures=frozenset(
+                str(s.digest) for s in snapshot.signatures if s.subject in snapshot.manifests
+            ),
+        )
+        plan, changes, unchanged = preview_sync(present, found, mirror=params.mirror)
+        # The real sync repeats every request of the dry run (it keeps nothing) and adds the
+        # blob downloads.
+        requests = dict(upstream.requests)
+        if missing:
+            requests["blob_get"] = requests.get("blob_get", 0) + len(missing)
+
+        def capped(kind: str) -> tuple[TagChange, ...]:
+            return tuple(changes[kind][:MAX_PLAN_TAGS])
+
+        return SyncPlan(
+            tags_added=capped("added"),
+            tags_moved=capped("moved"),
+            tags_removed=capped("removed"),
+            tags_unchanged=unchanged,
+            tags_truncated=sum(max(0, len(c) - MAX_PLAN_TAGS) for c in changes.values()),
+            manifests_to_fetch=len(snapshot.new_manifests),
+            manifests_total=len(snapshot.manifests),
+            blobs_to_fetch=len(missing),
+            bytes_to_fetch=sum(b.size for b in missing),
+            blobs_stored=len(wanted) - len(missing),
+            upstream_requests=requests,
+            summary=summary_of_plan(present.keys()[0], plan),
+            creates_version=plan.changed,
+        )
+
     async def _download_blobs(
         self, context: TaskContext, remote: Remote, upstream: Upstream, snapshot: Snapshot
-    ) -> None:
+    ) -> ProgressReport:
+        """Download the missing blobs; returns the stage's final counters."""
         wanted, foreign = self._wanted_blobs(remote, snapshot)
         if foreign:
             await context.warn(
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-        missing = await asyncio.to_thread(
-            lambda: [b for b in wanted if not self._storage.has(b.digest)]
-        )
+        missing = await self._missing_blobs(wanted)
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
@@ -264,6 +305,7 @@ class SyncEngine:
             for blob in missing:
                 group.create_task(download(blob))
         await stage.finish()
+        return stage.report
 
     async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""

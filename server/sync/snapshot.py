@@ -2,7 +2,9 @@
 
 `Gatherer` resolves tags (HEAD, GET only when no digest is announced) and walks the manifest
 graph level by level: manifests already in the database cost no upstream request; unknown
-ones are fetched by digest, verified and parsed.
+ones are fetched by digest, verified and parsed. A remote's platform filter prunes the walk
+at index children: an index is kept whole (its bytes, so its digest, never change), the
+children of other platforms are neither fetched nor part of the snapshot.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 
 from server.domain.digests import Digest
 from server.domain.errors import UpstreamRejected
+from server.domain.filters import PlatformFilter
 from server.domain.manifests import Manifest, parse_manifest
 from server.store.content import ContentStore
 from server.sync.progress import Stage
@@ -91,12 +94,18 @@ class Gatherer:
     """Fills a snapshot from an upstream, counting progress on one stage."""
 
     def __init__(
-        self, context: TaskContext, upstream: Upstream, content: ContentStore, stage: Stage
+        self,
+        context: TaskContext,
+        upstream: Upstream,
+        content: ContentStore,
+        stage: Stage,
+        platforms: PlatformFilter | None = None,
     ) -> None:
         self.context = context
         self.upstream = upstream
         self._content = content
         self.stage = stage
+        self.platforms = platforms or PlatformFilter()
         self.snapshot = Snapshot()
 
     async def resolve_tags(self, tags: list[str], *, quiet_missing: bool = False) -> set[Digest]:
@@ -146,7 +155,12 @@ class Gatherer:
             missing = frontier - set(self.snapshot.manifests)
             if missing:
                 await self._load_or_fetch(missing)
-            children = {c.digest for d in frontier for c in self.snapshot.manifests[d].children}
+            children = {
+                c.digest
+                for d in frontier
+                for c in self.snapshot.manifests[d].children
+                if self.platforms.wants(c)
+            }
             frontier = children - visited
 
     async def _load_or_fetch(self, digests: set[Digest]) -> None:

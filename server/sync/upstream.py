@@ -22,6 +22,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from server import metrics
 from server.domain.digests import Digest
 from server.domain.errors import (
     DigestMismatch,
@@ -370,6 +371,8 @@ class Upstream:
                 if not _is_retryable(exc) or number == tries:
                     raise
                 assert isinstance(exc, UpstreamUnavailable)
+                why = f"http_{exc.status}" if exc.status else exc.reason.lower()
+                metrics.UPSTREAM_RETRIES.labels(self.host, why).inc()
                 delay = min(BACKOFF_MAX, self._backoff_base * 2 ** (number - 1))
                 delay = random.uniform(delay / 2, delay)  # jitter: syncs must not retry in step
                 if exc.retry_after is not None:
@@ -493,6 +496,7 @@ class _Exchange:
                 headers["Authorization"] = auth
             await up._rate.acquire()
             up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
+            metrics.UPSTREAM_REQUESTS.labels(up.host, self._kind).inc()
             proxy = up._proxy.kwargs(url)
             headers.update(proxy.pop("extra_headers", {}))  # type: ignore[arg-type]
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from server.domain.plan import SyncPlan
 from server.domain.tasks import ProgressReport, Task
 from server.store.tasks import TaskStore
 from server.tasks.events import EventKind, TaskEvent, TaskEvents
@@ -34,6 +35,8 @@ class TaskContext:
         # Resources already durable (a committed version): the task counts as done even if
         # a later step fails or a cancel arrives.
         self.created: tuple[str, ...] = ()
+        # A dry-run sync's result, recorded on the task when it completes.
+        self.sync_plan: SyncPlan | None = None
 
     @property
     def task(self) -> Task:

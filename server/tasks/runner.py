@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from server import logs, metrics
 from server.domain.errors import MirrorError, leaves
 from server.domain.tasks import ProgressState, Task, TaskError, TaskState
 from server.store.schema import utcnow
@@ -117,6 +118,8 @@ class TaskRunner:
 
     async def _run(self, context: TaskContext) -> None:
         task = context.task
+        # Every log record of this task (and of the tasks it spawns) names it.
+        logs.CURRENT_TASK.set(task.name)
         self._events.publish(TaskEvent(EventKind.STATE, task))
         log.info("task %s (%s) started %s", task.name, task.kind, task.parameters)
         state, error, created = TaskState.COMPLETED, None, ()
@@ -147,6 +150,8 @@ class TaskRunner:
             self._running.pop(task.task_id, None)
             self._slots.release()
         snapshot = context.task
+        if state is TaskState.COMPLETED and context.sync_plan is not None:
+            snapshot = replace(snapshot, sync_plan=context.sync_plan)
         if state is not TaskState.COMPLETED and context.created:
             # What the task made is durable (e.g. a committed version): report it as done,
             # and what went wrong afterwards as a warning.
@@ -174,6 +179,7 @@ class TaskRunner:
             state.value,
             f": {error.reason}: {error.message}" if error else "",
         )
+        metrics.TASKS_FINISHED.labels(task.kind, final.state.value).inc()
         self._events.publish(TaskEvent(EventKind.FINISHED, final))
         self.wake()
 

@@ -46,6 +46,7 @@ class ServerProcess:
     address: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    registry: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -61,7 +62,8 @@ class ServerProcess:
             raise AssertionError(f"no exit within 10 s of SIGTERM; log:\n{self.log()}") from None
 
 
-def start_server(workdir: Path) -> ServerProcess:
+def start_server(workdir: Path, *extra: str, env: Mapping[str, str] | None = None) -> ServerProcess:
+    """`python -m server` on free loopback ports, data in `workdir/data`, plus `extra` flags."""
     workdir.mkdir(parents=True, exist_ok=True)
     grpc_port, registry_port = free_port(), free_port()
     log_path = workdir / "server.log"
@@ -77,13 +79,16 @@ def start_server(workdir: Path) -> ServerProcess:
                 f"127.0.0.1:{registry_port}",
                 "--data-dir",
                 str(workdir / "data"),
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
-            env=clean_env(),
+            env=dict(env) if env is not None else clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc)
+    server = ServerProcess(
+        f"127.0.0.1:{grpc_port}", log_path, proc, registry=f"127.0.0.1:{registry_port}"
+    )
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
