@@ -140,7 +140,10 @@ async def serve_metrics(
     host, _, port = address.rpartition(":")
     site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
     try:
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(exc.errno, f"metrics address {address}: {exc.strerror}") from exc
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         yield int(bound)
     finally:

@@ -73,6 +73,9 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         paths = resolve_mask(
             request.update_mask, request.schedule, mutable=_MUTABLE, output_only=_OUTPUT_ONLY
         )
+        for required in ("repository", "remote"):
+            if required in paths and not getattr(request.schedule, required):
+                raise InvalidArgument(f"{required} cannot be empty", field=f"schedule.{required}")
         current = await self._schedules.get(name.schedule_id)
         update = convert.schedule_from_pb(name.schedule_id, request.schedule, partial=True)
         merged = merge(current, update, paths)

@@ -168,22 +168,34 @@ class ContentStore:
                 for b in m.blobs
             ]
             await self._insert_ignore(session, ManifestBlobRow, _unique(links))
-            children = [
-                {
-                    "index_id": manifest_ids[str(m.digest)],
-                    "child_id": manifest_ids[str(c.digest)],
-                    "os": c.platform_os,
-                    "architecture": c.platform_architecture,
-                    "variant": c.platform_variant,
-                }
-                for m in manifests
-                for c in m.children
-                if str(c.digest) in manifest_ids
-            ]
-            await self._insert_ignore(
-                session, ManifestChildRow, _unique(children, ("index_id", "child_id"))
-            )
+            await self._link(session, manifests, manifest_ids)
         return {d: manifest_ids[d] for d in (str(m.digest) for m in manifests)}
+
+    async def link_children(self, indexes: list[Manifest]) -> None:
+        """Record index -> child links of stored indexes whose children are stored now (an
+        index first synced through a platform filter gains its other children later)."""
+        digests = {str(m.digest) for m in indexes} | {
+            str(c.digest) for m in indexes for c in m.children
+        }
+        async with self._db.session() as session, session.begin():
+            await self._link(session, indexes, await self._ids(session, ManifestRow, digests))
+
+    async def _link(self, session: Any, manifests: list[Manifest], ids: dict[str, int]) -> None:
+        children = [
+            {
+                "index_id": ids[str(m.digest)],
+                "child_id": ids[str(c.digest)],
+                "os": c.platform_os,
+                "architecture": c.platform_architecture,
+                "variant": c.platform_variant,
+            }
+            for m in manifests
+            for c in m.children
+            if str(c.digest) in ids and str(m.digest) in ids
+        ]
+        await self._insert_ignore(
+            session, ManifestChildRow, _unique(children, ("index_id", "child_id"))
+        )
 
     async def save_signatures(self, records: list[SignatureRecord]) -> list[int]:
         """Insert signatures (deduplicated by digest) -> their row ids."""

@@ -310,6 +310,15 @@ class SyncEngine:
     async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""
         await self._content.save_manifests(snapshot.new_manifests)
+        new = {m.digest for m in snapshot.new_manifests}
+        # Stored indexes whose children arrive only now (first synced through a platform
+        # filter): link them, so content listings show every stored child's platform.
+        if gaining := [
+            m
+            for m in snapshot.manifests.values()
+            if m.digest not in new and any(c.digest in new for c in m.children)
+        ]:
+            await self._content.link_children(gaining)
         manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
         if len(manifest_ids) != len(snapshot.manifests):
             raise RuntimeError("a manifest of this sync has no row after saving")
