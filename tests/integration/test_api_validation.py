@@ -87,6 +87,7 @@ _STUBS = {
     "ContentService": pb_grpc.ContentServiceStub,
     "DistributionService": pb_grpc.DistributionServiceStub,
     "TaskService": pb_grpc.TaskServiceStub,
+    "ScheduleService": pb_grpc.ScheduleServiceStub,
 }
 
 
