@@ -16,8 +16,9 @@ from grpc_reflection.v1alpha import reflection
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.config import Settings
+from server.config import Limits, Settings
 from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -168,9 +169,37 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     )
 
 
+def grpc_options(limits: Limits) -> list[tuple[str, int]]:
+    """gRPC core channel arguments of the server's connection hygiene (see `Limits`)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", limits.grpc_max_connections),
+        ("grpc.server_handshake_timeout_ms", int(limits.grpc_handshake_timeout * 1000)),
+        ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams),
+        ("grpc.max_receive_message_length", limits.grpc_max_receive_bytes),
+        ("grpc.max_send_message_length", limits.grpc_max_send_bytes),
+        # Keepalive enforcement: pings closer than this without calls are strikes; two
+        # strikes end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(limits.grpc_keepalive_min_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.max_connection_idle_ms", int(limits.grpc_max_connection_idle * 1000)),
+        # The server pings idle clients so dead peers do not hold connections forever.
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ]
+
+
 async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
     """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
-    server = grpc.aio.server(interceptors=[AccessLogInterceptor()])
+    limits = services.settings.limits
+    server = grpc.aio.server(
+        interceptors=[AccessLogInterceptor()],
+        options=grpc_options(limits),
+        maximum_concurrent_rpcs=limits.grpc_max_concurrent_rpcs,
+    )
     register_servicers(server, services)
     port = server.add_insecure_port(address)
     if port == 0:
@@ -181,11 +210,17 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 
 async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
+    limits = services.settings.limits
+    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    runner = web.AppRunner(
+        app,
+        access_log_format=ACCESS_LOG_FORMAT,
+        keepalive_timeout=limits.http_keepalive_timeout,
+    )
     await runner.setup()
     host, _, port = address.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
+    site = GuardedSite(runner, host.strip("[]") or "0.0.0.0", int(port), ConnectionGuard(limits))
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     services.registry_host = f"{host}:{bound}"
