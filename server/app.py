@@ -29,6 +29,7 @@ from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
 from server.storage.blobs import BlobStorage
+from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
@@ -124,11 +125,15 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             registry_host=settings.registry_address,
         )
         await runner.start()
+        probe = asyncio.create_task(run_probe(db.probe, db.availability), name="db-probe")
         try:
             yield services
         finally:
+            probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
     finally:
         await db.dispose()
 
@@ -164,6 +169,19 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     for name in ("", *SERVICE_NAMES):
         # Set synchronously through the underlying map: the server is not started yet.
         health_servicer._server_status[name] = health_pb2.HealthCheckResponse.SERVING
+
+    async def follow_database(up: bool) -> None:
+        # Every service needs the database: NOT_SERVING while it is away, so load balancers
+        # and orchestrators stop sending calls that can only answer UNAVAILABLE.
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, status)
+
+    services.db.availability.subscribe(follow_database)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )

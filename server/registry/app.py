@@ -20,6 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from server.domain.digests import Digest
+from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
@@ -283,6 +284,11 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         return await unsupported(request)
     except web.HTTPException:
         raise
+    except DatabaseUnavailable as exc:
+        # A pull client retries a 503; the details name the database, never its credentials.
+        return errors.error_response(
+            errors.UNAVAILABLE, exc.metadata, head=_head(request), message=exc.message
+        )
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return web.json_response(
