@@ -6,8 +6,11 @@ import asyncio
 import logging
 import sys
 
-from server.app import serve
+from server.app import ListenError, serve
 from server.config import parse_settings
+
+#: Exit status when an address cannot be listened on (taken, not local, forbidden).
+EXIT_LISTEN = 3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +19,12 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except ListenError as exc:
+        # One line, no traceback: the usual cause is a second server on the same port.
+        print(f"mirror-server: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_LISTEN) from None
 
 
 if __name__ == "__main__":

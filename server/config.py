@@ -128,37 +128,79 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'mirror.db').resolve()}"
 
 
-_ENV = {
-    "grpc_address": "MIRROR_GRPC_ADDRESS",
-    "registry_address": "MIRROR_REGISTRY_ADDRESS",
-    "data_dir": "MIRROR_DATA_DIR",
-    "database_url": "MIRROR_DATABASE_URL",
-    "workers": "MIRROR_WORKERS",
-    "log_level": "MIRROR_LOG_LEVEL",
+# Settings field -> (environment variable, help text). One table drives the flags, the
+# variables and `mirror-server --help`, so no option can exist without its variable or its text.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "grpc_address": ("MIRROR_GRPC_ADDRESS", "host:port of the gRPC API"),
+    "registry_address": (
+        "MIRROR_REGISTRY_ADDRESS",
+        "host:port of the OCI registry (pull) endpoint",
+    ),
+    "data_dir": ("MIRROR_DATA_DIR", "directory of the blob storage and the embedded SQLite file"),
+    "database_url": (
+        "MIRROR_DATABASE_URL",
+        "SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db; empty: SQLite in the data dir",
+    ),
+    "workers": ("MIRROR_WORKERS", "tasks (syncs) this process runs at once"),
+    "log_level": ("MIRROR_LOG_LEVEL", "Python logging level: DEBUG, INFO, WARNING, ERROR"),
 }
+_ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
+
+_DESCRIPTION = """\
+Serve the mirror: the gRPC API (repositories, remotes, syncs, versions, content,
+distributions, tasks; reflection and health on) and the OCI registry endpoint that serves
+what was mirrored. Every option can equally be set by its environment variable; a flag wins
+over its variable, which wins over the default. SIGINT or SIGTERM stops the server cleanly.
+"""
+
+
+def _limit_variable(name: str) -> str:
+    return f"MIRROR_{name.upper()}"
+
+
+def _epilog() -> str:
+    rows = "\n".join(
+        f"  {env:<26} --{field.replace('_', '-')}" for field, (env, _) in _OPTIONS.items()
+    )
+    limit_rows = "\n".join(
+        f"  {_limit_variable(f.name):<40} --{f.name.replace('_', '-')}" for f in fields(Limits)
+    )
+    return (
+        f"environment variables:\n{rows}\n\n"
+        f'limits (README "Limits and hostile input" gives each default and why):\n'
+        f"{limit_rows}\n\n"
+        "exit status: 0 after a clean stop, 2 for a bad option, 3 when an address is taken\n"
+        "or cannot be listened on, 1 for any other start-up failure."
+    )
 
 
 def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Flags win over environment variables, which win over the defaults."""
     env = dict(os.environ if env is None else env)
     defaults = Settings()
-    parser = argparse.ArgumentParser(prog="mirror-server", description=__doc__)
-
-    def default(field: str) -> str:
-        return env.get(_ENV[field], str(getattr(defaults, field)))
-
-    parser.add_argument("--grpc-address", default=default("grpc_address"))
-    parser.add_argument("--registry-address", default=default("registry_address"))
-    parser.add_argument("--data-dir", default=default("data_dir"))
-    parser.add_argument("--database-url", default=default("database_url"))
-    parser.add_argument("--workers", default=default("workers"))
-    parser.add_argument("--log-level", default=default("log_level"))
+    parser = argparse.ArgumentParser(
+        prog="mirror-server",
+        description=_DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name, (variable, text) in _OPTIONS.items():
+        shown = getattr(defaults, name)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=env.get(variable, str(shown)),
+            metavar=name.split("_")[-1].upper(),
+            help=f"{text} (env {variable}; default {str(shown) or 'empty'})",
+        )
     limit_fields = fields(Limits)
     for f in limit_fields:
         text = getattr(Limits(), f.name)
         text = ",".join(text) if isinstance(text, tuple) else str(text)
         parser.add_argument(
-            "--" + f.name.replace("_", "-"), default=env.get(f"MIRROR_{f.name.upper()}", text)
+            "--" + f.name.replace("_", "-"),
+            default=env.get(_limit_variable(f.name), text),
+            metavar=f.name.split("_")[-1].upper(),
+            help=f"(env {_limit_variable(f.name)}; default {text})",
         )
     args = parser.parse_args(argv)
     limits: dict[str, object] = {}

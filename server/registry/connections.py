@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -110,11 +111,14 @@ class _GuardedHandler(RequestHandler):
             self._header_timer = None
 
 
-class GuardedSite(web.TCPSite):
-    """A TCPSite whose connections go through a `ConnectionGuard`."""
+class GuardedSite(web.SockSite):
+    """A SockSite whose connections go through a `ConnectionGuard`.
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard):
-        super().__init__(runner, host, port, backlog=1024)
+    The socket is bound by the caller (no SO_REUSEPORT), so a taken port fails before start.
+    """
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, guard: ConnectionGuard):
+        super().__init__(runner, sock, backlog=1024)
         self.guard = guard
 
     async def start(self) -> None:
@@ -128,9 +132,7 @@ class GuardedSite(web.TCPSite):
         def factory() -> _GuardedHandler:
             return _GuardedHandler(self.guard, server, loop=loop, **kwargs)
 
-        self._server = await loop.create_server(
-            factory, self._host, self._port, backlog=self._backlog, reuse_address=True
-        )
+        self._server = await loop.create_server(factory, sock=self._sock, backlog=self._backlog)
 
 
 def install_accept_error_filter(loop: asyncio.AbstractEventLoop, interval: float) -> None:
