@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
+import uvloop
+
 from server.app import serve
 from server.config import parse_settings
+from server.registry.accesslog import QueuedLogging
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(settings))
+    # uvloop: a faster event loop for the registry endpoint and the sync's HTTP client alike.
+    with QueuedLogging():
+        uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from grpc_reflection.v1alpha import reflection
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
-from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.registry.accesslog import RegistryAccessLogger
+from server.registry.app import build_registry_app
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -181,8 +183,9 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 
 async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
-    app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    serving = ServingCache(ServingQueries(services.db))
+    app = build_registry_app(serving, services.storage, services.pull_through)
+    runner = web.AppRunner(app, access_log_class=RegistryAccessLogger)
     await runner.setup()
     host, _, port = address.rpartition(":")
     site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
