@@ -18,7 +18,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Limits, Settings
-from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.registry.accesslog import RegistryAccessLogger
+from server.registry.app import build_registry_app
+from server.registry.cache import ServingCache
 from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
@@ -291,10 +293,11 @@ async def start_registry(
     install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
-    app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
+    serving = ServingCache(ServingQueries(services.db))
+    app = build_registry_app(serving, services.storage, services.pull_through)
     runner = web.AppRunner(
         app,
-        access_log_format=ACCESS_LOG_FORMAT,
+        access_log_class=RegistryAccessLogger,
         keepalive_timeout=limits.http_keepalive_timeout,
     )
     await runner.setup()

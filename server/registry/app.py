@@ -24,17 +24,18 @@ from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
 from server.registry.ranges import RangeKind, classify_range
 from server.storage.blobs import BlobStorage
-from server.store.serving import Served, ServedManifest, ServingQueries
+from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
-SERVING = web.AppKey("serving", ServingQueries)
+SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStorage)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
@@ -74,7 +75,9 @@ def _paged(request: web.Request, key: str, items: list[str], limit: int | None) 
     body: dict[str, Any] = {key: items}
     if key == "tags":
         body = {"name": request.match_info["name"], "tags": items}
-    return web.json_response(body, headers=headers)
+    # Compact, newline-terminated: byte for byte what distribution's JSON encoder writes.
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 async def base(request: web.Request) -> web.Response:
@@ -304,7 +307,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def build_registry_app(
-    serving: ServingQueries, storage: BlobStorage, pull_through: PullThrough
+    serving: ServingCache, storage: BlobStorage, pull_through: PullThrough
 ) -> web.Application:
     app = web.Application(middlewares=[no_internal_errors])
     app.on_response_prepare.append(_security_headers)
@@ -324,6 +327,3 @@ def build_registry_app(
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app
-
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
