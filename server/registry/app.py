@@ -2,8 +2,9 @@
 
 Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
-Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
-`web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
+Manifests go out as the exact stored bytes; stored blobs as the store answers them (a file, a
+presigned redirect or a stream; Range honoured) or, when not yet stored, through the
+pull-through of `ondemand.py`.
 Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
 """
 
@@ -23,7 +24,7 @@ from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
 from server.registry.ondemand import PullThrough, descriptor
-from server.storage.blobs import BlobStorage
+from server.storage import BlobStore
 from server.store.serving import Served, ServedManifest, ServingQueries
 
 log = logging.getLogger("mirror.registry")
@@ -32,7 +33,7 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
 SERVING = web.AppKey("serving", ServingQueries)
-STORAGE = web.AppKey("storage", BlobStorage)
+STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
 
@@ -142,12 +143,12 @@ async def blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(raw)
     storage = request.app[STORAGE]
     pull = request.app[PULL_THROUGH]
-    # Validators of stored blobs are FileResponse's own (mtime/size), which it also uses
-    # for If-None-Match; the digest travels in Docker-Content-Digest.
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
-    if storage.has(digest):
+    stored = await storage.stat(digest)
+    # A stored blob of another size than recorded is damaged: fetch it again if we can.
+    if stored is not None and stored.size == found.size:
         headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+        return await storage.http_response(request, stored, headers)
     remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
     if remote is None:
         return errors.error_response(
@@ -165,9 +166,12 @@ async def blob(request: web.Request) -> web.StreamResponse:
         return web.Response(headers=headers)
     blob_descriptor = descriptor(raw, found.size, found.media_type)
     response = await pull.serve(request, remote, blob_descriptor)
-    if response is None:  # another pull stored it meanwhile
+    if response is None:  # stored meanwhile (by another pull or a sync)
+        stored = await storage.stat(digest)
+        if stored is None:
+            return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw})
         headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+        return await storage.http_response(request, stored, headers)
     return response
 
 
@@ -271,7 +275,7 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
 
 
 def build_registry_app(
-    serving: ServingQueries, storage: BlobStorage, pull_through: PullThrough
+    serving: ServingQueries, storage: BlobStore, pull_through: PullThrough
 ) -> web.Application:
     app = web.Application(middlewares=[no_internal_errors])
     app[SERVING] = serving
