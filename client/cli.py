@@ -24,7 +24,8 @@ from .options import (
     version_ref,
 )
 from .render import Output
-from .sync_client import DEFAULT_TARGET, MirrorClient
+from .sync_client import MirrorClient
+from .transport import DEFAULT_TARGET
 
 __all__ = ["build_parser", "main", "remote_fields"]
 

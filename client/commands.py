@@ -36,7 +36,7 @@ from .render import (
 from .sync_client import MirrorClient
 
 if TYPE_CHECKING:
-    from .sync_client import ResponseStream
+    from .transport import ResponseStream
 
 __all__ = ["UsageError"]
 
