@@ -17,8 +17,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.config import Settings
-from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.config import Limits, Settings
+from server.registry.accesslog import RegistryAccessLogger
+from server.registry.app import build_registry_app
+from server.registry.cache import ServingCache
+from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -30,6 +33,7 @@ from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
 from server.storage.blobs import BlobStorage
+from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
@@ -125,11 +129,15 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             registry_host=settings.registry_address,
         )
         await runner.start()
+        probe = asyncio.create_task(run_probe(db.probe, db.availability), name="db-probe")
         try:
             yield services
         finally:
+            probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
     finally:
         await db.dispose()
 
@@ -165,7 +173,43 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     for name in ("", *SERVICE_NAMES):
         # Set synchronously through the underlying map: the server is not started yet.
         health_servicer._server_status[name] = health_pb2.HealthCheckResponse.SERVING
+
+    async def follow_database(up: bool) -> None:
+        # Every service needs the database: NOT_SERVING while it is away, so load balancers
+        # and orchestrators stop sending calls that can only answer UNAVAILABLE.
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, status)
+
+    services.db.availability.subscribe(follow_database)
     enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+
+
+def grpc_options(limits: Limits) -> list[tuple[str, int]]:
+    """gRPC core channel arguments of the server's connection hygiene (see `Limits`)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", limits.grpc_max_connections),
+        ("grpc.server_handshake_timeout_ms", int(limits.grpc_handshake_timeout * 1000)),
+        ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams),
+        ("grpc.max_receive_message_length", limits.grpc_max_receive_bytes),
+        ("grpc.max_send_message_length", limits.grpc_max_send_bytes),
+        # Keepalive enforcement: pings closer than this without calls are strikes; two
+        # strikes end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(limits.grpc_keepalive_min_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.max_connection_idle_ms", int(limits.grpc_max_connection_idle * 1000)),
+        # The server pings idle clients so dead peers do not hold connections forever.
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ]
 
 
 class ListenError(Exception):
@@ -195,14 +239,16 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def new_grpc_server() -> grpc.aio.Server:
-    """The gRPC server with the access log; SO_REUSEPORT off.
+def new_grpc_server(limits: Limits) -> grpc.aio.Server:
+    """The gRPC server with the access log and the connection limits; SO_REUSEPORT off.
 
     grpc turns SO_REUSEPORT on by default on Linux: a second server on the same port would
     then bind too and the kernel would split the calls between two databases at random.
     """
     return grpc.aio.server(
-        interceptors=[AccessLogInterceptor()], options=[("grpc.so_reuseport", 0)]
+        interceptors=[AccessLogInterceptor()],
+        options=[*grpc_options(limits), ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=limits.grpc_max_concurrent_rpcs,
     )
 
 
@@ -232,7 +278,7 @@ def bind_registry(address: str) -> socket.socket:
 
 async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
     """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
-    server = new_grpc_server()
+    server = new_grpc_server(services.settings.limits)
     port = bind_grpc(server, address)
     register_servicers(server, services)
     await server.start()
@@ -243,12 +289,19 @@ async def start_registry(
     services: Services, address: str, sock: socket.socket | None = None
 ) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
+    limits = services.settings.limits
+    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
-    app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    serving = ServingCache(ServingQueries(services.db))
+    app = build_registry_app(serving, services.storage, services.pull_through)
+    runner = web.AppRunner(
+        app,
+        access_log_class=RegistryAccessLogger,
+        keepalive_timeout=limits.http_keepalive_timeout,
+    )
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    site = GuardedSite(runner, sock, ConnectionGuard(limits))
     await site.start()
     host, _ = _split_address(address)
     bound = sock.getsockname()[1]

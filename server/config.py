@@ -3,9 +3,101 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+# Where a public upstream must never lead the server (redirects, token realms, Link URLs):
+# loopback, RFC 1918, link-local, carrier-grade NAT, unique-local, unspecified and the
+# IPv4-mapped IPv6 range (checked after unmapping as well).
+DEFAULT_PRIVATE_NETWORKS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds against abusive clients and lying upstreams (README "Limits and hostile input").
+
+    Each field is a flag `--<field-with-dashes>` and a variable `MIRROR_<FIELD>`.
+    """
+
+    http_header_timeout: float = 10.0
+    """Seconds a registry client has to finish a request's headers once it started sending."""
+    http_keepalive_timeout: float = 60.0
+    """Seconds a registry connection may sit idle (before its first request or between two)."""
+    http_max_connections: int = 1000
+    """Open registry connections at most; more are closed at once."""
+    http_max_connections_per_address: int = 200
+    """Open registry connections from one client address at most."""
+    grpc_max_connections: int = 1000
+    """Open gRPC connections at most (gRPC core refuses more)."""
+    grpc_handshake_timeout: float = 10.0
+    """Seconds a gRPC client has to finish the HTTP/2 handshake."""
+    grpc_max_concurrent_streams: int = 100
+    """Concurrent calls (HTTP/2 streams) on one gRPC connection."""
+    grpc_max_concurrent_rpcs: int = 1000
+    """Calls in progress on the whole gRPC server; more fail with RESOURCE_EXHAUSTED."""
+    grpc_max_receive_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC request message."""
+    grpc_max_send_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC response message."""
+    grpc_keepalive_min_ping_interval: float = 60.0
+    """Clients pinging more often than this (without calls) get GOAWAY after two strikes."""
+    grpc_max_connection_idle: float = 900.0
+    """Seconds an idle gRPC connection is kept."""
+    accept_error_log_interval: float = 10.0
+    """Accept failures (e.g. out of file descriptors) are logged once per this many seconds,
+    with the count since the last line."""
+    max_blob_bytes: int = 64 * 1024**3
+    """Largest blob an upstream may declare (a layer descriptor's size); bigger fails the sync."""
+    metadata_timeout: float = 120.0
+    """Deadline in seconds of one metadata request (tag list page, manifest, token, referrers)
+    when the remote sets no total_timeout."""
+    max_tag_list_bytes: int = 64 * 1024 * 1024
+    """Bytes of one remote's whole tag listing (all pages)."""
+    max_tag_list_pages: int = 10_000
+    """Pages of one tag listing."""
+    max_manifests_per_tag: int = 1000
+    """Manifests one tag may bring in (an index and its children, recursively)."""
+    max_index_depth: int = 4
+    """Nesting of indexes under a tag (an index of indexes is depth 2)."""
+    allow_private_upstreams: bool = False
+    """Let any upstream lead to private addresses. Without it, only a remote whose own URL
+    is private may (an administrator chose that address); a public one may not redirect, hand
+    a token realm or a Link to one."""
+    private_networks: tuple[str, ...] = DEFAULT_PRIVATE_NETWORKS
+    """What counts as private for the rule above (comma-separated CIDRs in flag/variable)."""
+
+
+def _limit_value(name: str, kind: str, raw: str) -> object:
+    """Parse one Limits value from its text; ValueError with a readable message."""
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    if kind == "tuple[str, ...]":
+        networks = tuple(p.strip() for p in raw.split(",") if p.strip())
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+        return networks
+    value = float(raw) if kind == "float" else int(raw)
+    if value <= 0 or value != value:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +118,8 @@ class Settings:
     """Python logging level (`MIRROR_LOG_LEVEL`)."""
     retry_backoff: float | None = None
     """First retry delay in seconds (None: the engine default); tests shorten it."""
+    limits: Limits = field(default_factory=Limits)
+    """Connection, request and upstream bounds (see `Limits`)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -60,12 +154,21 @@ over its variable, which wins over the default. SIGINT or SIGTERM stops the serv
 """
 
 
+def _limit_variable(name: str) -> str:
+    return f"MIRROR_{name.upper()}"
+
+
 def _epilog() -> str:
     rows = "\n".join(
         f"  {env:<26} --{field.replace('_', '-')}" for field, (env, _) in _OPTIONS.items()
     )
+    limit_rows = "\n".join(
+        f"  {_limit_variable(f.name):<40} --{f.name.replace('_', '-')}" for f in fields(Limits)
+    )
     return (
         f"environment variables:\n{rows}\n\n"
+        f'limits (README "Limits and hostile input" gives each default and why):\n'
+        f"{limit_rows}\n\n"
         "exit status: 0 after a clean stop, 2 for a bad option, 3 when an address is taken\n"
         "or cannot be listened on, 1 for any other start-up failure."
     )
@@ -81,15 +184,31 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for field, (variable, text) in _OPTIONS.items():
-        shown = getattr(defaults, field)
+    for name, (variable, text) in _OPTIONS.items():
+        shown = getattr(defaults, name)
         parser.add_argument(
-            f"--{field.replace('_', '-')}",
+            f"--{name.replace('_', '-')}",
             default=env.get(variable, str(shown)),
-            metavar=field.split("_")[-1].upper(),
+            metavar=name.split("_")[-1].upper(),
             help=f"{text} (env {variable}; default {str(shown) or 'empty'})",
         )
+    limit_fields = fields(Limits)
+    for f in limit_fields:
+        text = getattr(Limits(), f.name)
+        text = ",".join(text) if isinstance(text, tuple) else str(text)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            default=env.get(_limit_variable(f.name), text),
+            metavar=f.name.split("_")[-1].upper(),
+            help=f"(env {_limit_variable(f.name)}; default {text})",
+        )
     args = parser.parse_args(argv)
+    limits: dict[str, object] = {}
+    for f in limit_fields:
+        try:
+            limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
+        except ValueError as exc:
+            parser.error(f"--{f.name.replace('_', '-')}: {exc}")
     if not str(args.workers).isdigit() or int(args.workers) < 1:
         parser.error(
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
@@ -102,4 +221,5 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         database_url=args.database_url,
         workers=args.workers,
         log_level=args.log_level.upper(),
+        limits=Limits(**limits),  # type: ignore[arg-type]
     )

@@ -12,6 +12,8 @@ MirrorError(reason, metadata)
     UpstreamRejected       -> FAILED_PRECONDITION  (other 4xx, e.g. MANIFEST_UNKNOWN)
     UpstreamProtocolError  -> FAILED_PRECONDITION  (malformed or oversized answers)
     DigestMismatch         -> DATA_LOSS
+  DatabaseUnavailable      -> UNAVAILABLE          (the database does not answer; retryable)
+  ContentCollected         -> ABORTED              (garbage collection won a race; run again)
 ```
 
 `reason` is a stable UPPER_SNAKE string (AIP-193); `metadata` carries every dynamic value that
@@ -233,3 +235,19 @@ class DigestMismatch(UpstreamError):
 
     reason = "DIGEST_MISMATCH"
     code = "DATA_LOSS"
+
+
+class DatabaseUnavailable(MirrorError):
+    """The database of record cannot be reached (stopped, restarting, network down).
+
+    Retryable: the server reconnects by itself once the database answers again."""
+
+    reason = "DATABASE_UNAVAILABLE"
+    code = "UNAVAILABLE"
+
+
+class ContentCollected(MirrorError):
+    """Content a task relied on was garbage-collected while it ran; running it again works."""
+
+    reason = "CONTENT_COLLECTED"
+    code = "ABORTED"
