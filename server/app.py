@@ -22,6 +22,7 @@ from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
+from server.services.operations import ContentOperationServicer
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
@@ -33,6 +34,7 @@ from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
+from server.store.operations import ContentOperations, stored_check
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.serving import ServingQueries
@@ -65,6 +67,8 @@ class Services:
     storage: BlobStorage
     content: ContentStore
     engine: SyncEngine
+    committer: VersionCommitter
+    operations: ContentOperations
     distributions: DistributionStore
     pull_through: PullThrough
     registry_host: str = ""
@@ -85,12 +89,13 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         hosts = Hosts()
+        committer = VersionCommitter(db)
         engine = SyncEngine(
             repositories,
             remotes,
             versions,
             content,
-            VersionCommitter(db),
+            committer,
             storage,
             hosts,
             backoff_base=settings.retry_backoff,
@@ -118,6 +123,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             storage=storage,
             content=content,
             engine=engine,
+            committer=committer,
+            operations=ContentOperations(committer, stored_check(storage.has)),
             distributions=DistributionStore(db),
             pull_through=PullThrough(remotes, storage, hosts),
             registry_host=settings.registry_address,
@@ -154,6 +161,9 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     )
     pb_grpc.add_ContentServiceServicer_to_server(
         ContentServicer(ContentQueries(services.db, services.storage)), server
+    )
+    pb_grpc.add_ContentOperationServiceServicer_to_server(
+        ContentOperationServicer(services.operations), server
     )
     pb_grpc.add_DistributionServiceServicer_to_server(
         DistributionServicer(services.distributions, lambda: services.registry_host), server
