@@ -24,7 +24,16 @@ from server.domain.errors import (
 from server.domain.filters import TagFilter
 from server.domain.manifests import Descriptor
 from server.domain.names import version_name
-from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
+from server.domain.resources import (
+    BLOB,
+    MANIFEST,
+    SIGNATURE,
+    TAG,
+    Policy,
+    Remote,
+    VersionOrigin,
+    VersionSource,
+)
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
@@ -127,11 +136,17 @@ class SyncEngine:
             context, progress.SAVING, "Saving the new version", total=1, unit="versions"
         ).start()
         found = await self._save(snapshot)
-        version, plan = await self._committer.commit(
+        version, plan = await self._committer.commit_sync(
             params.repository_id,
             found,
             mirror=params.mirror,
             remote_pk=await self._remotes.pk_of(remote.remote_id),
+            origin=VersionOrigin(
+                VersionSource.SYNC,
+                principal=context.parameters.get("principal", ""),
+                detail=f"sync from remotes/{remote.remote_id}"
+                + (" (mirror)" if params.mirror else ""),
+            ),
         )
         if version is not None:
             context.created = (version_name(params.repository_id, version.number),)

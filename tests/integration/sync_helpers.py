@@ -300,6 +300,7 @@ class Mirror:
         self.versions = pb_grpc.VersionServiceStub(channel)
         self.content = pb_grpc.ContentServiceStub(channel)
         self.tasks = pb_grpc.TaskServiceStub(channel)
+        self.operations = pb_grpc.ContentOperationServiceStub(channel)
 
     # -- resources -----------------------------------------------------------------
     async def create_repository(self, repo_id: str, retain_versions: int = 0) -> pb.Repository:
