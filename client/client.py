@@ -140,11 +140,17 @@ class AsyncMirrorClient:
         return self._pages(self._repositories.ListRepositories, request, "repositories")
 
     async def update_repository(
-        self, name: str, *, description: str | None = None, retain_versions: int | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        retain_versions: int | None = None,
+        mirror: bool | None = None,
     ) -> pb.Repository:
-        """Update the given fields only (the mask names exactly those)."""
+        """Update the given fields only (the mask names exactly those); ``mirror=False``
+        turns a mirror into a push repository."""
         request = builders.update_repository_request(
-            name, description=description, retain_versions=retain_versions
+            name, description=description, retain_versions=retain_versions, mirror=mirror
         )
         return (await self._call(self._repositories.UpdateRepository, request)).repository
 

@@ -133,11 +133,17 @@ class MirrorClient:
         return self._pages(self._repositories.ListRepositories, request, "repositories")
 
     def update_repository(
-        self, name: str, *, description: str | None = None, retain_versions: int | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        retain_versions: int | None = None,
+        mirror: bool | None = None,
     ) -> pb.Repository:
-        """Update the given fields only (the mask names exactly those)."""
+        """Update the given fields only (the mask names exactly those); ``mirror=False``
+        turns a mirror into a push repository."""
         request = builders.update_repository_request(
-            name, description=description, retain_versions=retain_versions
+            name, description=description, retain_versions=retain_versions, mirror=mirror
         )
         return (self._call(self._repositories.UpdateRepository, request)).repository
 
