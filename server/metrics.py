@@ -15,17 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+if TYPE_CHECKING:
+    from server.storage.base import BlobStore
+
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 10.0  # seconds between two refreshes of the database/storage gauges
+
 
 RPC_REQUESTS = Counter(
     "mirror_rpc_requests", "gRPC calls by full method name and status code", ["method", "code"]
@@ -75,14 +79,12 @@ def http_method_label(method: str) -> str:
     return method if method in HTTP_METHODS else "OTHER"
 
 
-def storage_usage(blob_dir: Path) -> tuple[int, int]:
-    """(blob count, bytes) under the blob directory; blocking, run in a thread."""
+async def storage_usage(store: BlobStore) -> tuple[int, int]:
+    """(blob count, bytes) of a blob store, whatever its backend."""
     count = size = 0
-    for folder, _dirs, files in os.walk(blob_dir):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                size += os.stat(os.path.join(folder, name)).st_size
-                count += 1
+    async for stat in store.iterate():
+        count += 1
+        size += stat.size
     return count, size
 
 
@@ -91,10 +93,12 @@ class Refresher:
     at most once per REFRESH_INTERVAL (a scrape storm costs one count and one disk walk)."""
 
     def __init__(
-        self, task_counts: Callable[[], Awaitable[dict[str, int]]], blob_dir: Path
+        self,
+        task_counts: Callable[[], Awaitable[dict[str, int]]],
+        usage: Callable[[], Awaitable[tuple[int, int]]],
     ) -> None:
         self._task_counts = task_counts
-        self._blob_dir = blob_dir
+        self._usage = usage
         self._lock = asyncio.Lock()
         self._last = -REFRESH_INTERVAL
 
@@ -109,7 +113,7 @@ class Refresher:
                 TASKS.clear()
                 for state, value in counts.items():
                     TASKS.labels(state).set(value)
-                blobs, used = await asyncio.to_thread(storage_usage, self._blob_dir)
+                blobs, used = await self._usage()
                 STORAGE_BLOBS.set(blobs)
                 STORAGE_BYTES.set(used)
             except Exception:
@@ -126,25 +130,15 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 @contextlib.asynccontextmanager
-async def serve_metrics(
-    address: str,
-    task_counts: Callable[[], Awaitable[dict[str, int]]],
-    blob_dir: Path,
-) -> AsyncIterator[int]:
-    """Serve `/metrics` on `address` (port 0 picks one) -> the port."""
+async def serve_metrics(sock: socket.socket, refresher: Refresher) -> AsyncIterator[None]:
+    """Serve `/metrics` on a bound socket for the life of the block."""
     app = web.Application()
-    app[REFRESHER] = Refresher(task_counts, blob_dir)
+    app[REFRESHER] = refresher
     app.router.add_get("/metrics", _metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    host, _, port = address.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
     try:
-        try:
-            await site.start()
-        except OSError as exc:
-            raise OSError(exc.errno, f"metrics address {address}: {exc.strerror}") from exc
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        yield int(bound)
+        await web.SockSite(runner, sock).start()
+        yield
     finally:
         await runner.cleanup()

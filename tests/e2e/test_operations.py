@@ -78,6 +78,14 @@ async def ajson(server: ServerProcess, *args: str) -> Any:
     return as_json(await actl(server, "-o", "json", *args))
 
 
+async def sync_task(server: ServerProcess, *args: str) -> Any:
+    """`mirrorctl -o json sync ...`: one JSON event per line; the last one's task."""
+    lines = ok(await actl(server, "-o", "json", "sync", *args)).splitlines()
+    last = json.loads(lines[-1])
+    assert last["kind"] == "TASK_EVENT_KIND_FINISHED", last
+    return last["task"]
+
+
 def table_counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         tables = [
@@ -133,8 +141,8 @@ async def test_dry_run_writes_nothing_and_its_plan_matches_the_sync(
 
     data = tmp_path / "server" / "data"
     before_rows, before_files = table_counts(data / "mirror.db"), stored_files(data)
-    doc = await ajson(server, "sync", "dry", "--remote", "dry", "--dry-run")
-    plan = doc["task"]["sync_plan"]
+    task = await sync_task(server, "dry", "--remote", "dry", "--dry-run")
+    plan = task["syncPlan"]
     dry_requests = upstream_counts(proxy)
 
     # Nothing written but the dry run's own task row.
@@ -142,21 +150,20 @@ async def test_dry_run_writes_nothing_and_its_plan_matches_the_sync(
     assert after_rows.pop("tasks") == before_rows.pop("tasks") + 1
     assert after_rows == before_rows
     assert stored_files(data) == before_files == {}
-    assert doc["version"] is None
-    assert doc["task"]["created_resources"] == []
+    assert "createdResources" not in task
 
-    assert [(t["name"], t["to_digest"]) for t in plan["tags_added"]] == [
+    assert [(t["name"], t["toDigest"]) for t in plan["tagsAdded"]] == [
         ("v1", index.digest),
         ("v2", image.digest),
     ]
-    assert plan["tags_moved"] == plan["tags_removed"] == []
-    assert plan["creates_version"] is True
+    assert "tagsMoved" not in plan and "tagsRemoved" not in plan
+    assert plan["createsVersion"] is True
     all_blobs = {**index.blobs, **image.blobs}
-    assert int(plan["blobs_to_fetch"]) == len(all_blobs)
-    assert int(plan["bytes_to_fetch"]) == sum(len(b) for b in all_blobs.values())
-    assert int(plan["manifests_total"]) == int(plan["manifests_to_fetch"]) == 4
+    assert int(plan["blobsToFetch"]) == len(all_blobs)
+    assert int(plan["bytesToFetch"]) == sum(len(b) for b in all_blobs.values())
+    assert int(plan["manifestsTotal"]) == int(plan["manifestsToFetch"]) == 4
     # The dry run sent every request of the plan except the blob downloads.
-    planned = {k: int(v) for k, v in plan["upstream_requests"].items()}
+    planned = {k: int(v) for k, v in plan["upstreamRequests"].items()}
     assert dry_requests == {k: v for k, v in planned.items() if k != "blob_get"}
 
     # The table form, for people.
@@ -167,28 +174,27 @@ async def test_dry_run_writes_nothing_and_its_plan_matches_the_sync(
 
     # The real sync that follows does what the plan said, request for request.
     proxy.clear_log()
-    synced = await ajson(server, "sync", "dry", "--remote", "dry")
-    assert synced["version"]["name"] == "repositories/dry/versions/1"
+    synced = await sync_task(server, "dry", "--remote", "dry")
+    assert synced["createdResources"] == ["repositories/dry/versions/1"]
     assert upstream_counts(proxy) == planned
-    assert synced["version"]["content_summary"] == plan["content_summary"]
-    assert sum(stored_files(data).values()) == int(plan["bytes_to_fetch"])
+    version = (await ajson(server, "version", "show", "dry", "1"))["version"]
+    assert version["contentSummary"] == plan["contentSummary"]
+    assert sum(stored_files(data).values()) == int(plan["bytesToFetch"])
 
     # Mirror mode announces what would disappear; additive mode keeps it.
     await img.delete_manifest(upstream_registry.url, upstream, image.digest)
-    mirror = (await ajson(server, "sync", "dry", "--remote", "dry", "--mirror", "--dry-run"))[
-        "task"
-    ]["sync_plan"]
-    assert mirror["tags_removed"] == [{"name": "v2", "from_digest": image.digest, "to_digest": ""}]
-    assert mirror["content_summary"]["removed"]["container.tag"] == "1"
-    assert int(mirror["blobs_to_fetch"]) == 0
-    additive = (await ajson(server, "sync", "dry", "--remote", "dry", "--dry-run"))["task"][
-        "sync_plan"
+    mirror = (await sync_task(server, "dry", "--remote", "dry", "--mirror", "--dry-run"))[
+        "syncPlan"
     ]
-    assert additive["tags_removed"] == [] and additive["creates_version"] is False
+    assert mirror["tagsRemoved"] == [{"name": "v2", "fromDigest": image.digest}]
+    assert mirror["contentSummary"]["removed"]["container.tag"] == "1"
+    assert "blobsToFetch" not in mirror  # zero: nothing to download
+    additive = (await sync_task(server, "dry", "--remote", "dry", "--dry-run"))["syncPlan"]
+    assert "tagsRemoved" not in additive and "createsVersion" not in additive
     warned = ok(await actl(server, "sync", "dry", "--remote", "dry", "--mirror", "--dry-run"))
     assert "warning: 1 tag(s) would be removed (mirror mode)" in warned
-    versions = await ajson(server, "version", "list", "dry")
-    assert [v["number"] for v in versions] == ["1", "0"]
+    versions = (await ajson(server, "version", "list", "dry"))["versions"]
+    assert [v.get("number", "0") for v in versions] == ["1", "0"]
 
 
 # ---------------------------------------------------------------------------- platforms
@@ -206,10 +212,10 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
     await setup_mirror(
         server, proxy, "multi", upstream, "--platforms", "linux/arm64/v8,linux/arm/v7"
     )
-    remote = await ajson(server, "remote", "show", "multi")
+    remote = (await ajson(server, "remote", "show", "multi"))["remote"]
     assert remote["platforms"] == ["linux/arm64/v8", "linux/arm/v7"]
 
-    synced = await ajson(server, "sync", "multi", "--remote", "multi")
+    synced = await sync_task(server, "multi", "--remote", "multi")
     kept = [index.child("linux/arm64/v8"), index.child("linux/arm/v7")]
     dropped = index.child("linux/amd64")
     # At the upstream: the index and the kept children, and only their blobs.
@@ -218,7 +224,9 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
     got = {p.rsplit("/", 1)[1] for m, p in proxy.requests if m == "GET" and "/manifests/" in p}
     assert got == {index.digest, *(c.digest for c in kept)}
     assert not any(dropped.digest in p for _, p in proxy.requests)
-    present = synced["version"]["content_summary"]["present"]
+    assert synced["createdResources"] == ["repositories/multi/versions/1"]
+    version = (await ajson(server, "version", "show", "multi", "1"))["version"]
+    present = version["contentSummary"]["present"]
     assert present == {
         "container.blob": str(sum(len(c.blobs) for c in kept)),
         "container.manifest": "3",
@@ -227,7 +235,7 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
 
     ok(await actl(server, "distribution", "create", "multi", "--base-path", "ops/multi",
                   "--repository", "multi"))  # fmt: skip
-    ref = f"docker://{server.registry}/ops/multi:1.0"
+    ref = f"docker://{server.registry_address}/ops/multi:1.0"
 
     async def skopeo(*args: str) -> subprocess.CompletedProcess[bytes]:
         return await asyncio.to_thread(
@@ -254,7 +262,7 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
     )
     assert refused.returncode != 0
     async with aiohttp.ClientSession() as http:
-        url = f"http://{server.registry}/v2/ops/multi/manifests/{dropped.digest}"
+        url = f"http://{server.registry_address}/v2/ops/multi/manifests/{dropped.digest}"
         async with http.get(url) as resp:
             assert resp.status == 404
             body = await resp.json(content_type=None)
@@ -298,7 +306,7 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
     assert value("mirror_storage_blobs") == len(fetched)
 
     # JSON logs: every line parses, and every line of the sync names its task.
-    task = synced["task"]["name"]
+    task = synced["name"]
     records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
     of_task = [r for r in records if r.get("task") == task]
     assert any("started" in r["message"] for r in of_task)
@@ -308,6 +316,11 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
 
 
 # ---------------------------------------------------------------------------- schedules
+async def schedule_tasks(server: ServerProcess) -> list[Any]:
+    listed = (await ajson(server, "task", "list", "--repository", "sched")).get("tasks", [])
+    return [t for t in listed if t["parameters"].get("schedule") == "schedules/every2s"]
+
+
 @pytest.mark.postgres
 async def test_schedule_fires_exactly_once_across_two_servers(
     proxy: FaultProxy, upstream_registry: RegistryProcess, tmp_path: Path
@@ -320,31 +333,25 @@ async def test_schedule_fires_exactly_once_across_two_servers(
             upstream = f"ops{uuid.uuid4().hex[:8]}/sched"
             await img.push_image(upstream_registry.url, upstream, "1", img.make_image("sched"))
             await setup_mirror(one, proxy, "sched", upstream)
-            created = await ajson(
+            created = (await ajson(
                 two, "schedule", "create", "every2s", "--repository", "sched",
                 "--remote", "sched", "--interval", "2s", "--mirror",
-            )  # fmt: skip
-            assert created["enabled"] is True and created["next_run_time"]
+            ))["schedule"]  # fmt: skip
+            assert created["enabled"] is True and created["nextRunTime"]
 
             deadline = time.monotonic() + 60
             while True:
-                tasks = [
-                    t
-                    for t in await ajson(one, "task", "list", "--repository", "sched")
-                    if t["parameters"].get("schedule") == "schedules/every2s"
-                ]
+                tasks = await schedule_tasks(one)
                 if len(tasks) >= 3 and all(t["state"] != "TASK_STATE_QUEUED" for t in tasks):
                     break
                 assert time.monotonic() < deadline, tasks
                 await asyncio.sleep(0.5)
-            disabled = await ajson(one, "schedule", "update", "every2s", "--no-enabled")
-            assert disabled["enabled"] is False and "next_run_time" not in disabled
+            disabled = (await ajson(one, "schedule", "update", "every2s", "--no-enabled"))[
+                "schedule"
+            ]
+            assert disabled["enabled"] is False and "nextRunTime" not in disabled
             while True:  # the runs queued before it was disabled end
-                tasks = [
-                    t
-                    for t in await ajson(one, "task", "list", "--repository", "sched")
-                    if t["parameters"].get("schedule") == "schedules/every2s"
-                ]
+                tasks = await schedule_tasks(one)
                 if all(t["state"] in ("TASK_STATE_COMPLETED", "TASK_STATE_FAILED") for t in tasks):
                     break
                 assert time.monotonic() < deadline, tasks
@@ -355,10 +362,10 @@ async def test_schedule_fires_exactly_once_across_two_servers(
             assert {t["parameters"]["mirror"] for t in tasks} == {"true"}
             done = [t for t in tasks if t["state"] == "TASK_STATE_COMPLETED"]
             assert len(done) >= 3
-            assert sum(1 for t in done if t["created_resources"]) == 1  # one new version
-            shown = await ajson(two, "schedule", "show", "every2s")
-            assert shown["last_task"] == tasks[0]["name"]
-            assert shown["last_result"] == tasks[0]["state"]
+            assert sum(1 for t in done if t.get("createdResources")) == 1  # one new version
+            shown = (await ajson(two, "schedule", "show", "every2s"))["schedule"]
+            assert shown["lastTask"] == tasks[0]["name"]
+            assert shown["lastResult"] == tasks[0]["state"]
             listed = ok(await actl(one, "schedule", "list"))
             assert "every2s" in listed and "every 0:00:02" in listed
         finally:

@@ -156,8 +156,8 @@ def test_method_labels_are_bounded() -> None:
 
 def test_json_log_lines_carry_the_task() -> None:
     stream = io.StringIO()
+    logs.install_record_factory()  # stamps records where they are made, not where written
     handler = logging.StreamHandler(stream)
-    handler.addFilter(logs.TaskNameFilter())
     handler.setFormatter(logs.JsonFormatter())
     logger = logging.getLogger("test.json")
     logger.addHandler(handler)
