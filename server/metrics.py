@@ -116,8 +116,8 @@ class Refresher:
                 blobs, used = await self._usage()
                 STORAGE_BLOBS.set(blobs)
                 STORAGE_BYTES.set(used)
-            except Exception:
-                log.exception("refreshing the database and storage gauges failed")
+            except Exception as exc:  # a scrape still answers, with the last values
+                log.warning("refreshing the database and storage gauges failed: %s", exc)
 
 
 REFRESHER = web.AppKey("refresher", Refresher)

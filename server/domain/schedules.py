@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
-from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.errors import FieldViolation, InvalidArgument, Rule
 from server.domain.tasks import TaskState
 
 MIN_INTERVAL = timedelta(seconds=2)
@@ -72,8 +72,16 @@ class Schedule:
 def timing_violations(timing: Timing, prefix: str = "schedule") -> list[FieldViolation]:
     """Every rule a timing breaks; empty when it is valid."""
     bad: list[FieldViolation] = []
-    if bool(timing.cron) == (timing.interval is not None):
-        return [FieldViolation(f"{prefix}.cron", "set exactly one of cron or interval")]
+    if not timing.cron and timing.interval is None:
+        return [
+            FieldViolation(f"{prefix}.cron", "set one of cron or interval", Rule.REQUIRED_FIELD)
+        ]
+    if timing.cron and timing.interval is not None:
+        return [
+            FieldViolation(
+                f"{prefix}.cron", "set cron or interval, not both", Rule.INCOMPATIBLE_FIELDS
+            )
+        ]
     if timing.time_zone:
         try:
             if not _TIME_ZONE.fullmatch(timing.time_zone):
@@ -93,6 +101,7 @@ def timing_violations(timing: Timing, prefix: str = "schedule") -> list[FieldVio
                     f"{prefix}.interval",
                     f"must be between {int(MIN_INTERVAL.total_seconds())} seconds and "
                     f"{MAX_INTERVAL.days} days, got {timing.interval.total_seconds():g}s",
+                    Rule.OUT_OF_RANGE,
                 )
             )
         return bad

@@ -174,6 +174,10 @@ class ScheduleStore:
                 raise not_found(schedule_id)
             await session.delete(row)
 
+    async def wait_available(self) -> None:
+        """Return once the database answers again (at once when it does)."""
+        await self._db.availability.wait_up()
+
     async def fire_due(self, now: datetime) -> list[str]:
         """Queue a sync for every due schedule this process wins -> the new task names."""
         async with self._db.session() as session:

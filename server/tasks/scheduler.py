@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import logging
 
+from server.domain.errors import DatabaseUnavailable
 from server.store.schedules import ScheduleStore
 from server.store.schema import utcnow
 from server.tasks.runner import TaskRunner
+from server.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+throttled = ThrottledLog(log)
 
 
 class Scheduler:
@@ -48,6 +51,13 @@ class Scheduler:
         while True:
             try:
                 await self.tick()
+            except DatabaseUnavailable as exc:
+                # An outage is said once (the database probe says the rest), not a traceback a
+                # second; due runs fire once when it is back.
+                throttled.log("fire-db", logging.WARNING, "not firing schedules: %s", exc.message)
+                await self._store.wait_available()
             except Exception:
-                log.exception("firing schedules failed; retrying")
+                throttled.log(
+                    "fire", logging.ERROR, "firing schedules failed; retrying", exc_info=True
+                )
             await asyncio.sleep(self._interval)

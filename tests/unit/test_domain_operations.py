@@ -3,6 +3,7 @@ timings, and the settings and log format that switch metrics and JSON logs on.""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import logging
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from client import builders
+from client.options import duration
 from server import logs
 from server.config import parse_settings
 from server.domain.digests import Digest
@@ -173,3 +176,28 @@ def test_json_log_lines_carry_the_task() -> None:
     assert inside["task"] == "tasks/1234" and inside["message"] == "inside a sync"
     assert inside["level"] == "WARNING" and inside["logger"] == "test.json"
     assert "task" not in outside
+
+
+def test_schedule_update_request_masks_exactly_what_is_given() -> None:
+    request = builders.update_schedule_request("nightly", interval=90)
+    assert request.schedule.name == "schedules/nightly"
+    # A new rhythm replaces the other one: both paths are in the mask.
+    assert list(request.update_mask.paths) == ["cron", "interval"]
+    assert request.schedule.interval.seconds == 90 and request.schedule.cron == ""
+    enabled = builders.update_schedule_request("nightly", enabled=False)
+    assert list(enabled.update_mask.paths) == ["enabled"] and enabled.schedule.HasField("enabled")
+    with pytest.raises(ValueError):
+        builders.update_schedule_request("nightly")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("6h", 21600.0)]
+)
+def test_cli_durations(text: str, seconds: float) -> None:
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-5m", "0", "1w"])
+def test_bad_cli_durations(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration(text)
