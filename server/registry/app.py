@@ -18,21 +18,25 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from server.domain.digests import Digest
+from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
-from server.storage import BlobStore
-from server.store.serving import Served, ServedManifest, ServingQueries
+from server.registry.ranges import RangeKind, classify_range
+from server.storage import BlobStat, BlobStore
+from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
-SERVING = web.AppKey("serving", ServingQueries)
+SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
@@ -63,14 +67,18 @@ def _page_args(request: web.Request) -> tuple[int | None, str] | web.Response:
 def _paged(request: web.Request, key: str, items: list[str], limit: int | None) -> web.Response:
     """A JSON list page with a `Link: <...>; rel="next"` header when more follow."""
     headers = dict(API_VERSION)
-    if limit is not None and len(items) > limit:
+    if limit == 0:
+        items = []  # `n=0` asks for an empty page (and no Link: there is no last entry)
+    elif limit is not None and len(items) > limit:
         items = items[:limit]
         query = urlencode({"n": limit, "last": items[-1]})
         headers["Link"] = f'<{request.path}?{query}>; rel="next"'
     body: dict[str, Any] = {key: items}
     if key == "tags":
         body = {"name": request.match_info["name"], "tags": items}
-    return web.json_response(body, headers=headers)
+    # Compact, newline-terminated: byte for byte what distribution's JSON encoder writes.
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 async def base(request: web.Request) -> web.Response:
@@ -82,6 +90,8 @@ async def catalog(request: web.Request) -> web.Response:
     if isinstance(page, web.Response):
         return page
     limit, last = page
+    if limit == 0:
+        return _paged(request, "repositories", [], 0)
     found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
     return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
 
@@ -147,8 +157,7 @@ async def blob(request: web.Request) -> web.StreamResponse:
     stored = await storage.stat(digest)
     # A stored blob of another size than recorded is damaged: fetch it again if we can.
     if stored is not None and stored.size == found.size:
-        headers["Content-Type"] = "application/octet-stream"
-        return await storage.http_response(request, stored, headers)
+        return await _stored_response(request, storage, stored, headers)
     remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
     if remote is None:
         return errors.error_response(
@@ -170,8 +179,31 @@ async def blob(request: web.Request) -> web.StreamResponse:
         stored = await storage.stat(digest)
         if stored is None:
             return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw})
-        headers["Content-Type"] = "application/octet-stream"
+        return await _stored_response(request, storage, stored, headers)
+    return response
+
+
+async def _stored_response(
+    request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
+) -> web.StreamResponse:
+    """A stored blob as the store answers it (a file, a presigned redirect or a stream), with
+    RFC 9110's Range rules (see `ranges.py`) applied first."""
+    headers = {**headers, "Content-Type": "application/octet-stream"}
+    kind = classify_range(request.headers.get("Range"))
+    if kind is RangeKind.UNSATISFIABLE:
+        return web.Response(
+            status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
+        )
+    if kind is not RangeKind.IGNORE:
         return await storage.http_response(request, stored, headers)
+    # The store answers a copy of the request without the header (the whole blob, 200),
+    # prepared here against that copy; aiohttp then sees it prepared.
+    plain = CIMultiDict(request.headers)
+    plain.popall("Range", None)
+    clone = request.clone(headers=plain)
+    response = await storage.http_response(clone, stored, headers)
+    if not response.prepared:
+        await response.prepare(clone)
     return response
 
 
@@ -265,6 +297,11 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         return await unsupported(request)
     except web.HTTPException:
         raise
+    except DatabaseUnavailable as exc:
+        # A pull client retries a 503; the details name the database, never its credentials.
+        return errors.error_response(
+            errors.UNAVAILABLE, exc.metadata, head=_head(request), message=exc.message
+        )
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return web.json_response(
@@ -274,10 +311,16 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         )
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: browsers must not sniff a blob (user-supplied bytes) into HTML."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 def build_registry_app(
-    serving: ServingQueries, storage: BlobStore, pull_through: PullThrough
+    serving: ServingCache, storage: BlobStore, pull_through: PullThrough
 ) -> web.Application:
     app = web.Application(middlewares=[no_internal_errors])
+    app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
@@ -294,6 +337,3 @@ def build_registry_app(
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app
-
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
