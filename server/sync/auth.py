@@ -10,7 +10,6 @@ realm on the same host or registrable domain (or allow-listed); never https -> h
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from server.domain import strictjson
 from server.domain.errors import (
     UpstreamAuthError,
     UpstreamProtocolError,
@@ -27,6 +27,8 @@ from server.domain.resources import Remote
 from server.sync.session import ProxySettings, basic_header
 
 MAX_TOKEN_BYTES = 1024 * 1024
+# Fields of a token response (distribution's token spec); case variants are refused.
+TOKEN_KEYS = ("token", "access_token", "expires_in", "issued_at", "refresh_token")
 DEFAULT_TOKEN_LIFETIME = 60.0
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
@@ -182,12 +184,14 @@ class Authorizer:
                 f"token service answered HTTP {status}", host=self._host, httpStatus=status
             )
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body, spec_keys=TOKEN_KEYS)
             token = data.get("token") or data.get("access_token")
             lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError) as exc:
             raise UpstreamProtocolError(
-                "token response is not valid JSON", host=self._host
+                f"token response is not valid: {exc}",
+                host=self._host,
+                reason="UPSTREAM_TOKEN_INVALID",
             ) from exc
         if not isinstance(token, str) or not token:
             raise UpstreamProtocolError("token response carries no token", host=self._host)

@@ -72,6 +72,15 @@ class SyncParameters:
         )
 
 
+def _filter_tags(
+    listed: list[str], tag_filter: TagFilter
+) -> tuple[list[str], list[str], list[str]]:
+    """(valid tags, invalid tags, selected tags) of an upstream listing (CPU only)."""
+    valid = [t for t in listed if is_tag(t)]
+    invalid = [t for t in listed if not is_tag(t)] if len(valid) != len(listed) else []
+    return valid, invalid, tag_filter.select(valid)
+
+
 class SyncEngine:
     """Runs sync tasks; shared by every sync of the process."""
 
@@ -153,14 +162,14 @@ class SyncEngine:
             await stage.finish(ProgressState.SKIPPED)
             return tags, None
         listed = await upstream.list_tags()
-        invalid = [t for t in listed if not is_tag(t)]
+        # Per-tag work on a list of 100k tags takes a while: off the event loop, so health
+        # checks and pulls are served meanwhile.
+        listed, invalid, tags = await asyncio.to_thread(_filter_tags, listed, tag_filter)
         if invalid:
             await context.warn(
                 f"{len(invalid)} upstream tag(s) are not valid OCI tags and were skipped, "
                 f"e.g. {invalid[0][:80]!r}"
             )
-            listed = [t for t in listed if is_tag(t)]
-        tags = tag_filter.select(listed)
         await stage.set(done=1, message=f"Listed {len(listed)} upstream tags, {len(tags)} selected")
         await stage.finish()
         return tags, set(listed)

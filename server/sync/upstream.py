@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import random
 import time
@@ -22,6 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from server.domain import strictjson
 from server.domain.digests import Digest
 from server.domain.errors import (
     DigestMismatch,
@@ -279,7 +279,8 @@ class Upstream:
                 await self._raise_for_status(resp, f"signatures of {digest}")
                 body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signatures")
             try:
-                entries = json.loads(body).get("signatures") or []
+                entries = strictjson.loads(body, spec_keys=("signatures",)).get("signatures")
+                entries = entries or []
                 return [
                     (str(e.get("name", "")), base64.b64decode(e["content"], validate=True))
                     for e in entries
@@ -352,10 +353,12 @@ class Upstream:
             body = await read_capped(resp, MAX_TAG_PAGE_BYTES, self.host, "tag list")
             link = _next_link(resp.headers.getall("Link", []))
         try:
-            tags = json.loads(body).get("tags") or []
+            tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
         except (ValueError, AttributeError) as exc:
             raise UpstreamProtocolError(
-                f"{self.host} sent an invalid tag list", host=self.host
+                f"{self.host} sent an invalid tag list: {exc}",
+                host=self.host,
+                reason="UPSTREAM_TAG_LIST_INVALID",
             ) from exc
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
