@@ -95,6 +95,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             storage,
             hosts,
             backoff_base=settings.retry_backoff,
+            limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
@@ -120,7 +121,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             content=content,
             engine=engine,
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, storage, hosts),
+            pull_through=PullThrough(remotes, storage, hosts, settings.limits),
             registry_host=settings.registry_address,
         )
         await runner.start()

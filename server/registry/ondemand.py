@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import DigestMismatch, MirrorError
 from server.domain.manifests import Descriptor
@@ -27,6 +28,7 @@ from server.registry.errors import upstream_error_response
 from server.storage.blobs import BlobStorage, BlobWriter
 from server.store.remotes import RemoteStore
 from server.sync.hosts import Hosts
+from server.sync.origins import NetworkPolicy
 from server.sync.session import open_session
 from server.sync.upstream import BLOB_CHUNK, Upstream
 
@@ -36,7 +38,10 @@ log = logging.getLogger(__name__)
 class PullThrough:
     """Upstream clients per remote, kept open between pulls, and in-flight fills by digest."""
 
-    def __init__(self, remotes: RemoteStore, storage: BlobStorage, hosts: Hosts) -> None:
+    def __init__(
+        self, remotes: RemoteStore, storage: BlobStorage, hosts: Hosts, limits: Limits | None = None
+    ) -> None:
+        self._limits = limits or Limits()
         self._remotes = remotes
         self._storage = storage
         self._hosts = hosts
@@ -56,8 +61,9 @@ class PullThrough:
             if cached is not None:
                 await cached[2].aclose()
             stack = contextlib.AsyncExitStack()
-            session, proxy = await stack.enter_async_context(open_session(remote))
-            upstream = Upstream(session, proxy, remote, self._hosts)
+            policy = NetworkPolicy.for_remote(remote.url, self._limits)
+            session, proxy = await stack.enter_async_context(open_session(remote, policy))
+            upstream = Upstream(session, proxy, remote, self._hosts, limits=self._limits)
             self._clients[remote.remote_id] = (remote.update_time, upstream, stack)
             return upstream
 

@@ -4,7 +4,8 @@ The token flow (https://distribution.github.io/distribution/spec/auth/token/): a
 `WWW-Authenticate: Bearer realm=..,service=..,scope=..`; we GET the realm with the remote's
 credentials (Basic) and retry with `Authorization: Bearer <token>`. Tokens are cached per
 scope until shortly before they expire. Safety: credentials go only to the registry host and a
-realm on the same host or registrable domain (or allow-listed); never https -> http.
+realm on the same host or registrable domain (Public Suffix List; see `origins`) or
+allow-listed; never https -> http.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from server.domain.errors import (
     UpstreamUnavailable,
 )
 from server.domain.resources import Remote
+from server.sync.origins import (
+    NetworkPolicy,
+    Origin,
+    PrivateAddressRefused,
+    normal_host,
+    registrable_domain,
+)
 from server.sync.session import ProxySettings, basic_header
 
 MAX_TOKEN_BYTES = 1024 * 1024
@@ -52,14 +60,6 @@ def parse_challenge(header: str | None) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
-def registrable_domain(host: str) -> str:
-    """An approximation of the registrable domain: the last two labels (IPs stay whole)."""
-    if host.replace(".", "").isdigit() or ":" in host:
-        return host
-    labels = host.split(".")
-    return ".".join(labels[-2:])
-
-
 async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, what: str) -> bytes:
     """The body, refusing more than `cap` bytes (the size caps of the safety rules)."""
     declared = response.content_length
@@ -86,20 +86,27 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, wha
 class Authorizer:
     """Holds the credentials state of one sync against one registry."""
 
-    def __init__(self, session: aiohttp.ClientSession, remote: Remote, registry_url: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        remote: Remote,
+        registry_url: str,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
         self._session = session
         self._remote = remote
-        parts = urlsplit(registry_url)
-        self._scheme = parts.scheme
-        self._host = parts.hostname or ""
-        self.netloc = parts.netloc
+        self._origin = Origin.of(registry_url)
+        self._scheme = self._origin.scheme
+        self._host = self._origin.host
+        self._policy = policy
         self._tokens: dict[str, tuple[str, float]] = {}
         self._basic = False  # the registry asked for Basic auth
         self._lock = asyncio.Lock()
 
     def may_receive_credentials(self, url: str) -> bool:
-        """Only the registry itself gets Authorization (not blob CDNs or foreign URLs)."""
-        return urlsplit(url).netloc == self.netloc
+        """Only the registry itself gets Authorization (not blob CDNs, foreign URLs, nor a
+        plain-http page or another port of the same host): same scheme, host and port."""
+        return Origin.of(url) == self._origin
 
     def header_for(self, scope: str) -> str | None:
         token = self._tokens.get(scope)
@@ -164,6 +171,8 @@ class Authorizer:
                 body = await read_capped(resp, MAX_TOKEN_BYTES, self._host, "token response")
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(getattr(exc, "os_error", None), PrivateAddressRefused):
+                raise self._realm_refused(realm, "resolves to a private address") from exc
             raise UpstreamUnavailable(
                 f"token service {urlsplit(realm).netloc} unreachable: {exc.__class__.__name__}",
                 host=self._host,
@@ -198,9 +207,17 @@ class Authorizer:
         # Refresh a little early so a token never expires mid-request.
         self._tokens[scope] = (token, time.monotonic() + max(lifetime - 10, lifetime / 2))
 
+    def _realm_refused(self, realm: str, why: str) -> UpstreamAuthError:
+        return UpstreamAuthError(
+            f"token realm {realm!r} {why}; refused",
+            host=self._host,
+            reason="UPSTREAM_REALM_REFUSED",
+            realm=realm,
+        )
+
     def _check_realm(self, realm: str) -> None:
         parts = urlsplit(realm)
-        host = parts.hostname or ""
+        host = normal_host(parts.hostname or "")
         if parts.scheme not in ("http", "https") or not host:
             raise UpstreamProtocolError(f"token realm {realm!r} is not a URL", host=self._host)
         if self._scheme == "https" and parts.scheme != "https":
@@ -210,8 +227,11 @@ class Authorizer:
                 reason="UPSTREAM_REALM_REFUSED",
                 realm=realm,
             )
+        if self._policy is not None and self._policy.refuses_host(host):
+            raise self._realm_refused(realm, "is a private address")
         allowed = host == self._host or registrable_domain(host) == registrable_domain(self._host)
-        if not allowed and host not in self._remote.token_realm_allowlist:
+        listed = {normal_host(h) for h in self._remote.token_realm_allowlist}
+        if not allowed and host not in listed:
             raise UpstreamAuthError(
                 f"token realm host {host!r} is not {self._host!r} nor in its domain; add it to "
                 "the remote's token_realm_allowlist to trust it",

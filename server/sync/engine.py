@@ -15,6 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import (
     FailedPrecondition,
@@ -37,6 +38,7 @@ from server.store.versions import VersionStore
 from server.sync import progress
 from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
+from server.sync.origins import NetworkPolicy
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
 from server.sync.snapshot import Gatherer, Snapshot
@@ -95,6 +97,7 @@ class SyncEngine:
         hosts: Hosts,
         *,
         backoff_base: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._repositories = repositories
         self._remotes = remotes
@@ -105,6 +108,7 @@ class SyncEngine:
         self._hosts = hosts
         self._fetcher = BlobFetcher(storage)
         self._backoff = backoff_base
+        self._limits = limits or Limits()
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
         """The task handler: returns the created version's name (or nothing)."""
@@ -118,9 +122,10 @@ class SyncEngine:
                 reason="REMOTE_NOT_FOUND",
                 remote=f"remotes/{params.remote_id}",
             ) from exc
-        async with open_session(remote) as (session, proxy):
+        policy = NetworkPolicy.for_remote(remote.url, self._limits)
+        async with open_session(remote, policy) as (session, proxy):
             extra = {} if self._backoff is None else {"backoff_base": self._backoff}
-            upstream = Upstream(session, proxy, remote, self._hosts, **extra)
+            upstream = Upstream(session, proxy, remote, self._hosts, limits=self._limits, **extra)
             try:
                 return await self._sync(context, params, remote, upstream)
             finally:

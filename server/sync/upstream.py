@@ -21,6 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from server.config import Limits
 from server.domain import strictjson
 from server.domain.digests import Digest
 from server.domain.errors import (
@@ -43,6 +44,7 @@ from server.domain.resources import Remote
 from server.storage.blobs import BlobStorage, BlobWriter
 from server.sync.auth import Authorizer, read_capped
 from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
+from server.sync.origins import NetworkPolicy, Origin, PrivateAddressRefused, normal_host
 from server.sync.session import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TAGS_PAGE_SIZE = 1000
-MAX_TAG_PAGES = 10_000
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -60,6 +61,8 @@ BLOB_CHUNK = 1 << 20
 MIN_BLOB_THROUGHPUT = 32 * 1024
 BLOB_GRACE_SECONDS = 60.0
 MAX_REFERRER_PAGES = 100
+# Requests that stream blobs: bounded by throughput, not by the metadata deadline.
+STREAMING_KINDS = frozenset({"blob_get", "sigstore"})
 MAX_LOOKASIDE_SIGNATURES = 100
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
@@ -89,6 +92,7 @@ class Upstream:
         hosts: Hosts,
         *,
         backoff_base: float = BACKOFF_BASE,
+        limits: Limits | None = None,
     ) -> None:
         self._session = session
         self._proxy = proxy
@@ -97,7 +101,10 @@ class Upstream:
         self._base = remote.url.rstrip("/")
         self.host = urlsplit(self._base).netloc
         self._name = remote.upstream_name
-        self._auth = Authorizer(session, remote, self._base)
+        self.limits = limits or Limits()
+        self.policy = NetworkPolicy.for_remote(remote.url, self.limits)
+        self._origin = Origin.of(self._base)
+        self._auth = Authorizer(session, remote, self._base, self.policy)
         self._scope = f"repository:{self._name}:pull"
         self._slots = asyncio.Semaphore(remote.download_concurrency)
         self._rate = RateLimiter(remote.rate_limit)
@@ -107,17 +114,22 @@ class Upstream:
     # -- public operations -------------------------------------------------------------
 
     async def list_tags(self) -> list[str]:
-        """Every tag, following `Link` pagination; raises if the listing cannot complete."""
+        """Every tag, following `Link` pagination; raises if the listing cannot complete.
+
+        Bounded by `limits.max_tag_list_pages` pages and `limits.max_tag_list_bytes` bytes in
+        all; each `Link` must stay on the registry's origin (see `origins`)."""
         url = f"{self._base}/v2/{self._name}/tags/list?n={TAGS_PAGE_SIZE}"
         tags: list[str] = []
         seen_urls: set[str] = set()
-        for _ in range(MAX_TAG_PAGES):
+        self._tag_bytes = 0
+        pages = self.limits.max_tag_list_pages
+        for _ in range(pages):
             seen_urls.add(url)
             body, link = await self._retrying(lambda u=url: self._get_tags_page(u))
             tags.extend(body)
             if not link:
                 return list(dict.fromkeys(tags))
-            url = urljoin(url, link)
+            url = self._follow_link(url, link, "tag list")
             if url in seen_urls:
                 raise UpstreamProtocolError(
                     f"{self.host} tag list pagination loops at {url}",
@@ -125,7 +137,7 @@ class Upstream:
                     reason="UPSTREAM_TAG_LIST_LOOP",
                 )
         raise UpstreamProtocolError(
-            f"{self.host} tag list has more than {MAX_TAG_PAGES} pages; refusing to follow",
+            f"{self.host} tag list has more than {pages} pages; refusing to follow",
             host=self.host,
             reason="UPSTREAM_TAG_LIST_TOO_LONG",
         )
@@ -265,7 +277,7 @@ class Upstream:
                     f"referrers of {digest} from {self.host} are invalid: {exc}", host=self.host
                 ) from exc
             found.extend(index.children)
-            url = urljoin(url, page[1]) if page[1] else None
+            url = self._follow_link(url, page[1], "referrers") if page[1] else None
         return found
 
     async def get_atomic_signatures(self, digest: Digest) -> list[tuple[str, bytes]] | None:
@@ -350,7 +362,9 @@ class Upstream:
                     upstreamName=self._name,
                 )
             await self._raise_for_status(resp, "tag list")
-            body = await read_capped(resp, MAX_TAG_PAGE_BYTES, self.host, "tag list")
+            left = self.limits.max_tag_list_bytes - self._tag_bytes
+            body = await read_capped(resp, min(MAX_TAG_PAGE_BYTES, left), self.host, "tag list")
+            self._tag_bytes += len(body)
             link = _next_link(resp.headers.getall("Link", []))
         try:
             tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
@@ -363,6 +377,23 @@ class Upstream:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
         return tags, link
+
+    def _follow_link(self, current: str, link: str, what: str) -> str:
+        """The absolute URL of a `Link` target, if it keeps the registry's origin (scheme,
+        host, port) or names an allow-listed host; an upstream must not send us elsewhere."""
+        target = urljoin(current, link)
+        origin = Origin.of(target)
+        allowed = {normal_host(h) for h in self._remote.token_realm_allowlist}
+        if origin != self._origin and not (
+            origin.host in allowed and origin.scheme in ("https", self._origin.scheme)
+        ):
+            log.warning("%s: %s Link to %s refused (not its origin)", self.host, what, target)
+            raise UpstreamProtocolError(
+                f"{self.host} {what} pagination leads to another origin; refused",
+                host=self.host,
+                reason="UPSTREAM_LINK_REFUSED",
+            )
+        return target
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         tries = self._remote.max_retries + 1
@@ -415,6 +446,17 @@ class Upstream:
             host=self.host,
             status=status,
         )
+
+
+def _private_refused(host: str, url: str) -> UpstreamProtocolError:
+    target = urlsplit(url).hostname or url
+    log.warning("%s: request to %s refused: a private address", host, url)
+    return UpstreamProtocolError(
+        f"{host} led to the private address {target}; refused (see allow_private_upstreams)",
+        host=host,
+        reason="UPSTREAM_PRIVATE_ADDRESS_REFUSED",
+        target=target,
+    )
 
 
 def _body_error(host: str, exc: BaseException) -> UpstreamUnavailable:
@@ -498,11 +540,23 @@ class _Exchange:
             up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
             proxy = up._proxy.kwargs(url)
             headers.update(proxy.pop("extra_headers", {}))  # type: ignore[arg-type]
+            if self._kind not in STREAMING_KINDS and not up._remote.total_timeout:
+                # Metadata is small: a finite deadline even when the remote sets none.
+                proxy["timeout"] = aiohttp.ClientTimeout(
+                    total=up.limits.metadata_timeout,
+                    sock_connect=up._remote.connect_timeout or None,
+                    sock_read=up._remote.sock_read_timeout or None,
+                )
             try:
+                up.policy.check_url(url)
                 resp = await up._session.request(
                     self._method, url, headers=headers, allow_redirects=False, **proxy
                 )
+            except PrivateAddressRefused as exc:
+                raise _private_refused(up.host, url) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(getattr(exc, "os_error", None), PrivateAddressRefused):
+                    raise _private_refused(up.host, url) from exc
                 raise UpstreamUnavailable(
                     f"{urlsplit(url).netloc} unreachable: {exc.__class__.__name__}: {exc}",
                     host=up.host,

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from aiohttp import web
 
@@ -132,5 +132,3 @@ class HostileUpstream:
     def sent(self, path_part: str) -> list[dict[str, str]]:
         """Headers of the requests whose path contains `path_part`."""
         return [headers for _, path, headers in self.requests if path_part in path]
-
-
