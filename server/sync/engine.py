@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from server.config import Limits
 from server.domain.digests import Digest
@@ -21,6 +22,7 @@ from server.domain.errors import (
     FailedPrecondition,
     MirrorError,
     NotFound,
+    UpstreamProtocolError,
 )
 from server.domain.filters import TagFilter
 from server.domain.manifests import Descriptor
@@ -234,6 +236,15 @@ class SyncEngine:
         wanted: dict[Digest, Descriptor] = {}
         foreign = 0
         for manifest in snapshot.manifests.values():
+            for blob in manifest.blobs:
+                if blob.size > self._limits.max_blob_bytes:
+                    raise UpstreamProtocolError(
+                        f"manifest {manifest.digest} declares blob {blob.digest} of {blob.size} "
+                        f"bytes, more than the {self._limits.max_blob_bytes} allowed",
+                        host=urlsplit(remote.url).netloc,
+                        reason="UPSTREAM_BLOB_TOO_LARGE",
+                        digest=str(blob.digest),
+                    )
             if manifest.config is not None:
                 wanted.setdefault(manifest.config.digest, manifest.config)
             # Signature and attestation layers are small and must exist as fetched.
