@@ -153,7 +153,10 @@ async def blob(request: web.Request) -> web.StreamResponse:
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
     if storage.has(digest):
         return await _file_response(request, storage, digest, headers)
-    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    # The remote the content came from (a repository re-pointed since keeps serving older
+    # versions' layers from where they were synced), else the repository's remote.
+    source = found.remote_pk if found.remote_pk is not None else served.remote_pk
+    remote = None if source is None else await pull.remote(source)
     if remote is None:
         return errors.error_response(
             errors.BLOB_UNKNOWN,

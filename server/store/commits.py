@@ -88,6 +88,7 @@ class VersionCommitter:
                         content_type=content_type,
                         content_id=content_id,
                         version_added=number,
+                        remote_id=remote_pk,
                     )
                     for content_type, content_id in sorted(plan.added)
                 )

@@ -7,7 +7,8 @@ attack needs:
 * ``up.route("GET", "/v2/app/tags/list", handler)`` - any aiohttp handler;
 * ``up.json("/v2/app/tags/list", body, headers=...)`` - a fixed JSON (or bytes) answer;
 * ``up.image("app", "v1", manifest_bytes, blobs={digest: bytes}, media_type=...)`` - a
-  manifest by tag and digest and its blobs, so a sync can complete;
+  manifest by tag and digest and its blobs, so a sync can complete (and the tag in the
+  repository's tag list, unless the test scripted that route itself);
 
 ``up.requests`` lists ``(method, path_qs, headers)`` of every request received, so a test can
 assert what the mirror sent (e.g. that no ``Authorization`` went somewhere).
@@ -38,6 +39,7 @@ class HostileUpstream:
         self.port = 0
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._routes: dict[tuple[str, str], Handler] = {}
+        self._tags: dict[str, list[str]] = {}
         self._runner: web.AppRunner | None = None
 
     @property
@@ -94,11 +96,21 @@ class HostileUpstream:
         for reference in (tag, digest):
             for method in ("GET", "HEAD"):
                 self.route(method, f"/v2/{name}/manifests/{reference}", answer)
+        tags = self._tags.setdefault(name, [])
+        tags.append(tag)
+        if ("GET", f"/v2/{name}/tags/list") not in self._routes:
+            self.route("GET", f"/v2/{name}/tags/list", self._tag_list(name))
         for blob_digest, data in (blobs or {}).items():
             self.json(
                 f"/v2/{name}/blobs/{blob_digest}", data, content_type="application/octet-stream"
             )
         return digest
+
+    def _tag_list(self, name: str) -> Handler:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            return web.json_response({"name": name, "tags": sorted(self._tags[name])})
+
+        return answer
 
     # ------------------------------------------------------------------ serving
     async def _handle(self, request: web.Request) -> web.StreamResponse:
