@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Limits, Settings
 from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
-from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
+from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -212,7 +213,6 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
-    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
     runner = web.AppRunner(
         app,
@@ -223,7 +223,7 @@ async def start_registry(services: Services, address: str) -> tuple[web.AppRunne
     host, _, port = address.rpartition(":")
     site = GuardedSite(runner, host.strip("[]") or "0.0.0.0", int(port), ConnectionGuard(limits))
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = site.port
     services.registry_host = f"{host}:{bound}"
     return runner, bound
 
@@ -234,6 +234,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings = dataclasses.replace(settings, limits=fit_to_descriptors(settings.limits))
     async with build_services(settings) as services:
         server, _port = await start_grpc(services, settings.grpc_address)
         registry, _ = await start_registry(services, settings.registry_address)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
 from server.domain.digests import Digest
@@ -187,13 +188,18 @@ async def _file_response(
     if kind is RangeKind.UNSATISFIABLE:
         size = storage.path(digest).stat().st_size
         return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    response = web.FileResponse(storage.path(digest), headers=headers)
     if kind is RangeKind.IGNORE:
-        # Prepared here against a copy without the header; aiohttp then sees it prepared.
+        return _WholeFileResponse(storage.path(digest), headers=headers)
+    return web.FileResponse(storage.path(digest), headers=headers)
+
+
+class _WholeFileResponse(web.FileResponse):
+    """A FileResponse that ignores the request's Range header (RFC 9110 14.2 allows it)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         plain = CIMultiDict(request.headers)
         plain.popall("Range", None)
-        await response.prepare(request.clone(headers=plain))
-    return response
+        return await super().prepare(request.clone(headers=plain))
 
 
 async def referrers(request: web.Request) -> web.Response:

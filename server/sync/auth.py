@@ -11,6 +11,7 @@ allow-listed; never https -> http.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ MAX_TOKEN_BYTES = 1024 * 1024
 # Fields of a token response (distribution's token spec); case variants are refused.
 TOKEN_KEYS = ("token", "access_token", "expires_in", "issued_at", "refresh_token")
 DEFAULT_TOKEN_LIFETIME = 60.0
+MAX_TOKEN_LIFETIME = 86_400.0
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -81,6 +83,27 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, wha
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def parse_token_response(body: bytes, host: str) -> tuple[str, float]:
+    """(token, lifetime in seconds) of a token service's answer; UpstreamProtocolError if it
+    is not strict JSON with a token. A missing, absurd or non-finite `expires_in` gives the
+    spec's default of 60 s; more than a day is taken as a day."""
+    try:
+        data = strictjson.loads(body, spec_keys=TOKEN_KEYS)
+        token = data.get("token") or data.get("access_token")
+        lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError, OverflowError) as exc:
+        raise UpstreamProtocolError(
+            f"token response is not valid: {exc}", host=host, reason="UPSTREAM_TOKEN_INVALID"
+        ) from exc
+    if not isinstance(token, str) or not token:
+        raise UpstreamProtocolError(
+            "token response carries no token", host=host, reason="UPSTREAM_TOKEN_INVALID"
+        )
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        lifetime = DEFAULT_TOKEN_LIFETIME
+    return token, min(lifetime, MAX_TOKEN_LIFETIME)
 
 
 class Authorizer:
@@ -192,18 +215,7 @@ class Authorizer:
             raise UpstreamAuthError(
                 f"token service answered HTTP {status}", host=self._host, httpStatus=status
             )
-        try:
-            data = strictjson.loads(body, spec_keys=TOKEN_KEYS)
-            token = data.get("token") or data.get("access_token")
-            lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise UpstreamProtocolError(
-                f"token response is not valid: {exc}",
-                host=self._host,
-                reason="UPSTREAM_TOKEN_INVALID",
-            ) from exc
-        if not isinstance(token, str) or not token:
-            raise UpstreamProtocolError("token response carries no token", host=self._host)
+        token, lifetime = parse_token_response(body, self._host)
         # Refresh a little early so a token never expires mid-request.
         self._tokens[scope] = (token, time.monotonic() + max(lifetime - 10, lifetime / 2))
 

@@ -60,7 +60,12 @@ class Origin:
 
     @classmethod
     def of(cls, url: str) -> Origin:
-        parts = urlsplit(url)
+        """The origin of `url`; an unparsable URL (`http://[`) has one that matches nothing."""
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname or ""
+        except ValueError:
+            return cls("", "", -1)
         scheme = parts.scheme.lower()
         try:
             port = parts.port
@@ -68,7 +73,7 @@ class Origin:
             port = -1
         if port is None:
             port = 443 if scheme == "https" else 80
-        return cls(scheme, normal_host(parts.hostname or ""), port)
+        return cls(scheme, normal_host(hostname), port)
 
 
 @functools.cache

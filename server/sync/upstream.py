@@ -366,22 +366,12 @@ class Upstream:
             body = await read_capped(resp, min(MAX_TAG_PAGE_BYTES, left), self.host, "tag list")
             self._tag_bytes += len(body)
             link = _next_link(resp.headers.getall("Link", []))
-        try:
-            tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
-        except (ValueError, AttributeError) as exc:
-            raise UpstreamProtocolError(
-                f"{self.host} sent an invalid tag list: {exc}",
-                host=self.host,
-                reason="UPSTREAM_TAG_LIST_INVALID",
-            ) from exc
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
-        return tags, link
+        return parse_tag_list(body, self.host), link
 
     def _follow_link(self, current: str, link: str, what: str) -> str:
         """The absolute URL of a `Link` target, if it keeps the registry's origin (scheme,
         host, port) or names an allow-listed host; an upstream must not send us elsewhere."""
-        target = urljoin(current, link)
+        target = _join(current, link, self.host)
         origin = Origin.of(target)
         allowed = {normal_host(h) for h in self._remote.token_realm_allowlist}
         if origin != self._origin and not (
@@ -446,6 +436,37 @@ class Upstream:
             host=self.host,
             status=status,
         )
+
+
+def _join(base: str, reference: str, host: str) -> str:
+    """`reference` (a Location or Link target) made absolute; refused if it is no URL."""
+    try:
+        target = urljoin(base, reference)
+        urlsplit(target).port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an unusable URL {reference[:100]!r}",
+            host=host,
+            reason="UPSTREAM_URL_INVALID",
+        ) from exc
+    return target
+
+
+def parse_tag_list(body: bytes, host: str) -> list[str]:
+    """The `tags` of a tag-list page (strict JSON: `{"name": ..., "tags": [...]}`)."""
+    try:
+        tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
+    except (ValueError, AttributeError) as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list: {exc}",
+            host=host,
+            reason="UPSTREAM_TAG_LIST_INVALID",
+        ) from exc
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list", host=host, reason="UPSTREAM_TAG_LIST_INVALID"
+        )
+    return tags
 
 
 def _private_refused(host: str, url: str) -> UpstreamProtocolError:
@@ -568,8 +589,8 @@ class _Exchange:
                 answered_challenge = True
                 continue
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                target = urljoin(url, resp.headers["Location"])
                 resp.release()
+                target = _join(url, resp.headers["Location"], up.host)
                 if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
                     raise UpstreamProtocolError(
                         f"{up.host} redirected https to http ({target}); refused",
