@@ -124,11 +124,18 @@ class ContentStore:
             blob_ids = await self._ids(session, BlobRow, all_blob_digests)
             manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
             links = [
-                {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
+                {
+                    "manifest_id": manifest_ids[str(m.digest)],
+                    "blob_id": blob_ids[str(b.digest)],
+                    "size": b.size,
+                    "media_type": b.media_type,
+                }
                 for m in manifests
                 for b in m.blobs
             ]
-            await self._insert_ignore(session, ManifestBlobRow, _unique(links))
+            await self._insert_ignore(
+                session, ManifestBlobRow, _unique(links, ("manifest_id", "blob_id"))
+            )
             children = [
                 {
                     "index_id": manifest_ids[str(m.digest)],
