@@ -53,12 +53,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
     )
     parser.add_argument(
-        "--registry-workers",
-        type=int,
-        default=1,
-        help="registry worker processes of the served server (default 1)",
-    )
-    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy record the server in every phase (timings are then perturbed)",
@@ -93,7 +87,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         tools=args.tools,
         sections=args.sections,
         serving_seconds=args.serving_seconds or (2.0 if args.quick else 8.0),
-        registry_workers=args.registry_workers,
         profile=args.profile,
         skopeo_all_phases=args.skopeo_all_phases,
         keep=args.keep,
