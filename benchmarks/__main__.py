@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         "--quick", action="store_true", help="small workloads, 1 run (well under 2 minutes)"
     )
     parser.add_argument("--runs", type=int, help="runs per measurement (median); 3, quick: 1")
-    parser.add_argument("--workloads", type=_choices(WORKLOAD_NAMES), default=list(WORKLOAD_NAMES))
+    parser.add_argument(
+        "--workloads",
+        type=_choices(WORKLOAD_NAMES),
+        help="default: all; quick: all but many-tags-10k",
+    )
     parser.add_argument("--databases", type=_choices(DATABASES), default=list(DATABASES))
     parser.add_argument("--tools", type=_choices(TOOLS), default=list(TOOLS))
     parser.add_argument(
@@ -82,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     options = Options(
         quick=args.quick,
         runs=runs,
-        workloads=args.workloads,
+        workloads=args.workloads
+        or [w for w in WORKLOAD_NAMES if not (args.quick and w == "many-tags-10k")],
         databases=args.databases,
         tools=args.tools,
         sections=args.sections,

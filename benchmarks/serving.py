@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -240,7 +241,9 @@ async def measure(
                 if warmup:
                     await run_load(url, case, warmup, workdir)
                 _rss_reset(pids)
+                load = os.getloadavg()[0]
                 figures = await run_load(url, case, seconds, workdir)
+                figures["loadavg_1m"] = load
                 figures["peak_rss_mib"] = _rss_peak_mib(pids)
                 row[name] = figures
                 log(
