@@ -31,7 +31,7 @@ def _choices(allowed: tuple[str, ...]) -> argparse.Action | type:
     return parse  # type: ignore[return-value]
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | None, bool]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Sync benchmarks of the mirror service against a raw floor and skopeo.",
@@ -79,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         metavar="FILE",
         help="measure nothing: print the table and targets of a results JSON file",
     )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="with --report: print the README's two tables (markdown) instead",
+    )
     args = parser.parse_args(argv)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1:
@@ -97,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         keep=args.keep,
         results_dir=args.results_dir,
     )
-    return options, args.strict, args.report
+    return options, args.strict, args.report, args.markdown
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -125,9 +130,15 @@ def print_report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options, strict, rerender = parse_args(argv)
+    options, strict, rerender, markdown = parse_args(argv)
     if rerender is not None:
-        print_report(report.rerender(rerender))
+        result = report.rerender(rerender)
+        if markdown:
+            print(report.markdown_sync(result["rows"], list(result["workloads"])))
+            print()
+            print(serving.markdown(result.get("serving") or []))
+        else:
+            print_report(result)
         return 0
     result = asyncio.run(run(options))
     path = report.write_results(result, options.results_dir)

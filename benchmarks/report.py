@@ -297,6 +297,10 @@ def rerender(path: Path) -> dict[str, Any]:
     workloads = list(data.get("workloads") or dict.fromkeys(r["workload"] for r in data["rows"]))
     data["rows"] = build_rows(samples, workloads)
     data["targets"] = evaluate_targets(data["rows"], workloads)
+    if data.get("serving"):
+        from benchmarks import serving  # the serving section's own verdicts
+
+        data["serving_targets"] = serving.evaluate(data["serving"])
     return data
 
 
@@ -324,3 +328,38 @@ __all__ = [
     "rerender",
     "write_results",
 ]
+
+
+def markdown_sync(rows: list[dict[str, Any]], workloads: Sequence[str]) -> str:
+    """The sync table for the README: service per database against the floor and its target."""
+    targets = {"first": FIRST_TARGET, "noop": NOOP_TARGET}
+    out = [
+        "| workload | phase | service SQLite | service PostgreSQL | floor | SQLite / floor "
+        "| PostgreSQL / floor | target | peak RSS (SQLite / PG) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload in workloads:
+        for phase in PHASES:
+            floor = _row(rows, workload, "floor", "-", phase)
+            cells = []
+            ratios = []
+            rss = []
+            for db in ("sqlite", "postgres"):
+                row = _row(rows, workload, "service", db, phase)
+                cells.append(f"{row['wall']:.2f} s" if row else "-")
+                ratio = row.get("ratio_floor") if row else None
+                goal = targets.get(phase)
+                mark = "" if goal is None or ratio is None else (" ✓" if ratio <= goal else " ✗")
+                ratios.append("-" if ratio is None else f"{ratio:.2f}x{mark}")
+                rss.append(f"{row['peak_rss_mib']:.0f}" if row and row["peak_rss_mib"] else "-")
+            if all(c == "-" for c in cells):
+                continue
+            goal = targets.get(phase)
+            floor_text = f"{floor['wall']:.2f} s" if floor else "-"
+            goal_text = f"<= {goal}x" if goal else "(none)"
+            out.append(
+                f"| {workload} | {PHASE_TITLES[phase]} | {cells[0]} | {cells[1]} | "
+                f"{floor_text} | {ratios[0]} | {ratios[1]} | {goal_text} | "
+                f"{' / '.join(rss)} MiB |"
+            )
+    return "\n".join(out)

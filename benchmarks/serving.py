@@ -352,3 +352,36 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def _num(value: float | None, digits: int = 2, width: int = 5) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The serving table for the README: each service against docker-registry, with targets."""
+    out = [
+        "| request | server | service | docker-registry | ratio (target) | p99 service / "
+        "registry (target <= 1.5x) | peak RSS (target <= 200 MiB) | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        peer = row.get(PEER)
+        if peer is None:
+            continue
+        goal = RPS_TARGET if row["kind"] == "requests" else THROUGHPUT_TARGET
+
+        def rate(figures: dict[str, Any], kind: str = row["kind"]) -> str:
+            if kind == "requests":
+                return f"{figures['rps']:,.0f} req/s"
+            return f"{figures['bytes_per_s'] / 1e9:.2f} GB/s"
+
+        for name in services(row):
+            ours = row[name]
+            failed = [check for check, ok in ours.get("checks", {}).items() if not ok]
+            out.append(
+                f"| {row['case']} | {name.split('/')[-1]} | {rate(ours)} | {rate(peer)} | "
+                f"{_num(ours.get('ratio')).strip()}x (>= {goal}x) | "
+                f"{ours['p99_us'] / 1000:.0f} / {peer['p99_us'] / 1000:.0f} ms = "
+                f"{_num(ours.get('p99_ratio')).strip()}x | "
+                f"{_num(ours['peak_rss_mib'], 0).strip()} MiB | "
+                + ("met" if not failed else "missed: " + ", ".join(failed))
+                + " |"
+            )
+    return "\n".join(out)
