@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any, TextIO
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from rich import box
@@ -159,11 +159,16 @@ def describe(message: Message) -> list[tuple[str, str | list[str]]]:
         elif field.message_type is pb.TaskError.DESCRIPTOR:
             if message.HasField(name):
                 pairs.append((name, task_error_line(value)))
+        elif field.message_type is duration_pb2.Duration.DESCRIPTOR:
+            if message.HasField(name):
+                pairs.append((name, str(value.ToTimedelta())))
         elif field.message_type is not None:
             continue  # content summaries are rendered as a table
         elif name in _PEM_FIELDS:
             if value:
                 pairs.append((name, f"(PEM, {len(value.encode())} bytes)"))
+        elif field.enum_type is not None and value == 0:
+            continue  # UNSPECIFIED: nothing to say (e.g. a schedule that never ran)
         elif value or field.has_presence or field.enum_type is not None:
             pairs.append((name, _scalar(field, value)))
         elif name in {"number", "latest_version_number"}:
