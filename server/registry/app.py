@@ -2,8 +2,9 @@
 
 Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
-Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
-`web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
+Manifests go out as the exact stored bytes; stored blobs as the store answers them (a file, a
+presigned redirect or a stream; Range honoured) or, when not yet stored, through the
+pull-through of `ondemand.py`.
 Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
 """
 
@@ -21,21 +22,23 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
 from server.domain.digests import Digest
+from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
 from server.registry.ranges import RangeKind, classify_range
-from server.storage.blobs import BlobStorage
-from server.store.serving import Served, ServedManifest, ServingQueries
+from server.storage import BlobStat, BlobStore
+from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
-SERVING = web.AppKey("serving", ServingQueries)
-STORAGE = web.AppKey("storage", BlobStorage)
+SERVING = web.AppKey("serving", ServingCache)
+STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
 
@@ -74,7 +77,9 @@ def _paged(request: web.Request, key: str, items: list[str], limit: int | None) 
     body: dict[str, Any] = {key: items}
     if key == "tags":
         body = {"name": request.match_info["name"], "tags": items}
-    return web.json_response(body, headers=headers)
+    # Compact, newline-terminated: byte for byte what distribution's JSON encoder writes.
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 async def base(request: web.Request) -> web.Response:
@@ -149,11 +154,11 @@ async def blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(raw)
     storage = request.app[STORAGE]
     pull = request.app[PULL_THROUGH]
-    # Validators of stored blobs are FileResponse's own (mtime/size), which it also uses
-    # for If-None-Match; the digest travels in Docker-Content-Digest.
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
-    if storage.has(digest):
-        return await _file_response(request, storage, digest, headers)
+    stored = await storage.stat(digest)
+    # A stored blob of another size than recorded is damaged: fetch it again if we can.
+    if stored is not None and stored.size == found.size:
+        return await _stored_response(request, storage, stored, headers)
     # The remote the content came from (a repository re-pointed since keeps serving older
     # versions' layers from where they were synced), else the repository's remote.
     source = found.remote_pk if found.remote_pk is not None else served.remote_pk
@@ -174,32 +179,40 @@ async def blob(request: web.Request) -> web.StreamResponse:
         return web.Response(headers=headers)
     blob_descriptor = descriptor(raw, found.size, found.media_type)
     response = await pull.serve(request, remote, blob_descriptor)
-    if response is None:  # another pull stored it meanwhile
-        return await _file_response(request, storage, digest, headers)
+    if response is None:  # stored meanwhile (by another pull or a sync)
+        stored = await storage.stat(digest)
+        if stored is None:
+            return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw})
+        return await _stored_response(request, storage, stored, headers)
     return response
 
 
-async def _file_response(
-    request: web.Request, storage: BlobStorage, digest: Digest, headers: dict[str, str]
+async def _stored_response(
+    request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A stored blob, with RFC 9110's Range rules (see `ranges.py`) on top of FileResponse."""
+    """A stored blob as the backend serves it, with RFC 9110's Range rules (`ranges.py`)."""
     headers = {**headers, "Content-Type": "application/octet-stream"}
     kind = classify_range(request.headers.get("Range"))
     if kind is RangeKind.UNSATISFIABLE:
-        size = storage.path(digest).stat().st_size
-        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    if kind is RangeKind.IGNORE:
-        return _WholeFileResponse(storage.path(digest), headers=headers)
-    return web.FileResponse(storage.path(digest), headers=headers)
+        return web.Response(
+            status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
+        )
+    if kind is not RangeKind.IGNORE:
+        return await storage.http_response(request, stored, headers)
+    # Answered against a copy without the header.
+    plain = CIMultiDict(request.headers)
+    plain.popall("Range", None)
+    clone = request.clone(headers=plain)
+    response = await storage.http_response(clone, stored, headers)
+    writer = await response.prepare(clone)
 
+    async def prepared(_request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return writer
 
-class _WholeFileResponse(web.FileResponse):
-    """A FileResponse that ignores the request's Range header (RFC 9110 14.2 allows it)."""
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        plain = CIMultiDict(request.headers)
-        plain.popall("Range", None)
-        return await super().prepare(request.clone(headers=plain))
+    # aiohttp prepares a handler's response once more, with the original request (Range and
+    # all), and FileResponse.prepare is not idempotent: it would send the file again.
+    response.prepare = prepared  # type: ignore[method-assign]
+    return response
 
 
 async def referrers(request: web.Request) -> web.Response:
@@ -292,6 +305,11 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         return await unsupported(request)
     except web.HTTPException:
         raise
+    except DatabaseUnavailable as exc:
+        # A pull client retries a 503; the details name the database, never its credentials.
+        return errors.error_response(
+            errors.UNAVAILABLE, exc.metadata, head=_head(request), message=exc.message
+        )
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return web.json_response(
@@ -307,7 +325,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def build_registry_app(
-    serving: ServingQueries, storage: BlobStorage, pull_through: PullThrough
+    serving: ServingCache, storage: BlobStore, pull_through: PullThrough
 ) -> web.Application:
     app = web.Application(middlewares=[no_internal_errors])
     app.on_response_prepare.append(_security_headers)
@@ -327,6 +345,3 @@ def build_registry_app(
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app
-
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'

@@ -136,8 +136,9 @@ ACCEPT_RETRY_DELAY = 0.1
 
 
 class GuardedSite(web.BaseSite):
-    """A listening TCP socket with its own accept loop, admitting through a guard.
+    """A listening socket with its own accept loop, admitting through a guard.
 
+    The socket is bound by the caller (no SO_REUSEPORT), so a taken port fails before start.
     asyncio's accept loop answers an exhausted descriptor table by retrying up to `backlog`
     times per wake-up, reporting each failure with a traceback and scheduling a restart for
     each (a log flood that also starves the loop). Here one accept runs at a time: a
@@ -145,37 +146,22 @@ class GuardedSite(web.BaseSite):
     logged at most once per interval, and retried after a short pause.
     """
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard):
-        super().__init__(runner, backlog=1024)
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, guard: ConnectionGuard):
+        super().__init__(runner)
         self.guard = guard
-        self._host, self._requested_port = host, port
-        self.port = 0
-        self._socket: socket.socket | None = None
+        self._sock = sock
         self._accepting: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        host, port = self._sock.getsockname()[:2]
+        return f"http://{host}:{port}"
 
     async def start(self) -> None:
         await super().start()
+        self._sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(
-            self._host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(self._backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        self._accepting = asyncio.create_task(self._accept_loop(loop, sock))
+        self._accepting = asyncio.create_task(self._accept_loop(loop, self._sock))
 
     async def _accept_loop(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         server = self._runner.server
@@ -208,8 +194,7 @@ class GuardedSite(web.BaseSite):
         if self._accepting is not None:
             self._accepting.cancel()
             await asyncio.gather(self._accepting, return_exceptions=True)
-        if self._socket is not None:
-            self._socket.close()
+        self._sock.close()
         await super().stop()
 
 

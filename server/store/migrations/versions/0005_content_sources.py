@@ -1,7 +1,7 @@
 """content sources: per-manifest blob descriptors, the remote of each content, deleted remotes
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0007
 Create Date: 2026-12-01 23:10:00
 
 - manifest_blobs.size / media_type: the descriptor as each manifest declares it (serving reads
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
