@@ -190,7 +190,8 @@ async def blob(request: web.Request) -> web.StreamResponse:
 async def _stored_response(
     request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A stored blob as the backend serves it, with RFC 9110's Range rules (`ranges.py`)."""
+    """A stored blob as the store answers it (a file, a presigned redirect or a stream), with
+    RFC 9110's Range rules (see `ranges.py`) applied first."""
     headers = {**headers, "Content-Type": "application/octet-stream"}
     kind = classify_range(request.headers.get("Range"))
     if kind is RangeKind.UNSATISFIABLE:

@@ -125,15 +125,24 @@ class SyncEngine:
     async def run(self, context: TaskContext) -> tuple[str, ...]:
         """The task handler: returns the created version's name (or nothing)."""
         params = SyncParameters.from_parameters(context.parameters)
-        await self._repositories.get(params.repository_id)
-        try:
-            remote = await self._remotes.get(params.remote_id)
-        except NotFound as exc:
+        # Two independent reads at once: on PostgreSQL each costs round trips, and a no-op
+        # sync is mostly such fixed costs.
+        repository, remote = await asyncio.gather(
+            self._repositories.get(params.repository_id),
+            self._remotes.get(params.remote_id),
+            return_exceptions=True,
+        )
+        if isinstance(repository, BaseException):
+            raise repository
+        if isinstance(remote, NotFound):
+            exc = remote
             raise NotFound(
                 f"remote {params.remote_id!r} was deleted before the sync started",
                 reason="REMOTE_NOT_FOUND",
                 remote=f"remotes/{params.remote_id}",
             ) from exc
+        if isinstance(remote, BaseException):
+            raise remote
         policy = NetworkPolicy.for_remote(remote.url, self._limits)
         async with open_session(remote, policy) as (session, proxy):
             extra = {} if self._backoff is None else {"backoff_base": self._backoff}
@@ -152,12 +161,14 @@ class SyncEngine:
         saving = await progress.Stage(
             context, progress.SAVING, "Saving the new version", total=1, unit="versions"
         ).start()
-        found = await self._save(snapshot)
+        async with asyncio.TaskGroup() as group:  # a read beside the writes: one wait less
+            saved = group.create_task(self._save(snapshot))
+            remote_pk = group.create_task(self._remotes.pk_of(remote.remote_id))
         version, plan = await self._committer.commit_sync(
             params.repository_id,
-            found,
+            saved.result(),
             mirror=params.mirror,
-            remote_pk=await self._remotes.pk_of(remote.remote_id),
+            remote_pk=remote_pk.result(),
             origin=VersionOrigin(
                 VersionSource.SYNC,
                 principal=context.parameters.get("principal", ""),
@@ -337,13 +348,15 @@ class SyncEngine:
     async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""
         await self._content.save_manifests(snapshot.new_manifests)
-        manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
-        if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
         # Schema1 manifests are kept as fetched; their layers (fsLayers, no sizes) are not
         # mirrored, so they are not content of the version either.
         blob_digests = {str(b.digest) for m in snapshot.manifests.values() for b in m.blobs}
-        blob_ids = await self._content.blob_ids(blob_digests)
+        manifest_ids, blob_ids = await asyncio.gather(  # two reads at once
+            self._content.manifest_ids(str(d) for d in snapshot.manifests),
+            self._content.blob_ids(blob_digests),
+        )
+        if len(manifest_ids) != len(snapshot.manifests):
+            raise RuntimeError("a manifest of this sync has no row after saving")
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
         )
