@@ -34,6 +34,7 @@ from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
+from server.store.guard import BlobGuard
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.serving import ServingQueries
@@ -85,6 +86,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
+        guard = BlobGuard(db)
         hosts = Hosts()
         engine = SyncEngine(
             repositories,
@@ -94,6 +96,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             VersionCommitter(db),
             storage,
             hosts,
+            guard,
             backoff_base=settings.retry_backoff,
         )
         tasks = TaskStore(db)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import InvalidArgument
 from server.domain.names import RemoteName, RepositoryName
+from server.domain.rules import check_request_id
 from server.domain.tasks import Task
 from server.services import convert
 from server.services.errors import stream_errors, unary_errors
@@ -44,19 +43,13 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
     async def _start(self, request: pb.StartSyncRequest | pb.SyncRequest) -> Task:
         repository = RepositoryName.parse(request.repository, "repository")
         remote = RemoteName.parse(request.remote, "remote")
-        if request.request_id:
-            try:
-                uuid.UUID(request.request_id)
-            except ValueError:
-                raise InvalidArgument(
-                    f"request_id must be a UUID, got {request.request_id!r}", field="request_id"
-                ) from None
+        request_id = check_request_id(request.request_id)
         # Fail fast on unknown names rather than queue a task that can only fail.
         await self._repositories.get(repository.repository_id)
         await self._remotes.get(remote.remote_id)
         params = SyncParameters(repository.repository_id, remote.remote_id, request.mirror)
         task, created = await self._tasks.create(
-            SYNC_KIND, str(repository), params.to_parameters(), request.request_id or None
+            SYNC_KIND, str(repository), params.to_parameters(), request_id
         )
         if created:
             self._runner.wake()

@@ -2,6 +2,10 @@
 
 Inserts use ON CONFLICT DO NOTHING so concurrent syncs that meet the same digest do not
 fail each other; ids are read back by digest.
+
+Every row a task writes or relies on gets `last_used` refreshed (see `schema.last_used_column`):
+that is what keeps garbage collection away from content a running sync has found or saved
+but not yet committed into a version.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.manifests import Descriptor, Manifest
@@ -23,6 +27,7 @@ from server.store.schema import (
     ManifestRow,
     SignatureRow,
     TagRow,
+    utcnow,
 )
 
 BATCH = 500  # rows per statement: stays under SQLite's variable limit
@@ -80,7 +85,30 @@ class ContentStore:
                 )
                 for pk, digest, media_type, data in rows:
                     found[digest] = StoredManifest(pk, digest, media_type, data)
+        if found:
+            # The sync will reference these without fetching them again: mark them in use.
+            async with self._db.session() as session, session.begin():
+                await touch(session, ManifestRow, [m.id for m in found.values()])
         return found
+
+    async def claim_blobs(self, blobs: Iterable[Descriptor]) -> None:
+        """Create (or mark in use) the rows of blobs a sync is about to rely on, before it
+        looks at storage: from then on garbage collection keeps them and their files."""
+        unique = {str(b.digest): b for b in blobs}
+        if not unique:
+            return
+        now = utcnow()
+        async with self._db.session() as session, session.begin():
+            await self._insert_ignore(
+                session,
+                BlobRow,
+                [
+                    {"digest": d, "size": b.size, "media_type": b.media_type, "last_used": now}
+                    for d, b in sorted(unique.items())
+                ],
+            )
+            ids = await self._ids(session, BlobRow, set(unique))
+            await touch(session, BlobRow, list(ids.values()))
 
     async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
         async with self._db.session() as session:
@@ -96,9 +124,11 @@ class ContentStore:
         for manifest in manifests:
             for blob in manifest.blobs:
                 blobs.setdefault(str(blob.digest), blob)
+        now = utcnow()
         async with self._db.session() as session, session.begin():
             blob_rows = [
-                {"digest": d, "size": b.size, "media_type": b.media_type} for d, b in blobs.items()
+                {"digest": d, "size": b.size, "media_type": b.media_type, "last_used": now}
+                for d, b in blobs.items()
             ]
             await self._insert_ignore(session, BlobRow, blob_rows)
             await self._insert_ignore(
@@ -113,6 +143,7 @@ class ContentStore:
                         "config_digest": str(m.config.digest) if m.config else "",
                         "artifact_type": m.artifact_type,
                         "subject_digest": str(m.subject) if m.subject else "",
+                        "last_used": now,
                     }
                     for m in manifests
                 ],
@@ -123,6 +154,8 @@ class ContentStore:
             }
             blob_ids = await self._ids(session, BlobRow, all_blob_digests)
             manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
+            await touch(session, BlobRow, list(blob_ids.values()))
+            await touch(session, ManifestRow, list(manifest_ids.values()))
             links = [
                 {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
                 for m in manifests
@@ -165,6 +198,7 @@ class ContentStore:
                             "timestamp": r.timestamp,
                             "creator": r.creator,
                             "data": r.data,
+                            "last_used": utcnow(),
                         }
                         for r in records
                     ],
@@ -172,6 +206,7 @@ class ContentStore:
                 ),
             )
             ids = await self._ids(session, SignatureRow, {r.digest for r in records})
+            await touch(session, SignatureRow, list(ids.values()))
         return sorted(ids.values())
 
     async def save_tags(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -179,8 +214,11 @@ class ContentStore:
         if not pairs:
             return {}
         async with self._db.session() as session, session.begin():
+            now = utcnow()
             await self._insert_ignore(
-                session, TagRow, [{"name": n, "manifest_id": m} for n, m in sorted(set(pairs))]
+                session,
+                TagRow,
+                [{"name": n, "manifest_id": m, "last_used": now} for n, m in sorted(set(pairs))],
             )
             found: dict[tuple[str, int], int] = {}
             for chunk in _chunks(sorted(set(pairs))):
@@ -190,6 +228,7 @@ class ContentStore:
                     )
                 )
                 found.update({(n, m): pk for n, m, pk in rows})
+            await touch(session, TagRow, list(found.values()))
         return found
 
     @staticmethod
@@ -201,6 +240,20 @@ class ContentStore:
             )
             found.update({digest: pk for digest, pk in rows})
         return found
+
+
+async def touch(session: Any, row_type: Any, ids: list[int]) -> None:
+    """Set `last_used` of rows a task relies on to now. Garbage collection keeps whatever was
+    used since the oldest running task started, so this is exact (no granularity to widen
+    its cutoff by); the price is one UPDATE per 500 rows a sync meets."""
+    now = utcnow()
+    for chunk in _chunks(sorted(set(ids))):
+        await session.execute(
+            update(row_type)
+            .where(row_type.id.in_(chunk))
+            .values(last_used=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _unique(rows: list[dict[str, Any]], key: tuple[str, ...] | None = None) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from server.domain.digests import Digest
 from server.domain.errors import (
+    ContentCollected,
     FailedPrecondition,
     MirrorError,
     NotFound,
@@ -31,6 +32,7 @@ from server.domain.tasks import ProgressState
 from server.storage.blobs import BlobStorage
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
+from server.store.guard import BlobGuard
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
@@ -84,6 +86,7 @@ class SyncEngine:
         committer: VersionCommitter,
         storage: BlobStorage,
         hosts: Hosts,
+        guard: BlobGuard,
         *,
         backoff_base: float | None = None,
     ) -> None:
@@ -94,6 +97,7 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
+        self._guard = guard
         self._fetcher = BlobFetcher(storage)
         self._backoff = backoff_base
 
@@ -241,10 +245,15 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-        missing = await asyncio.to_thread(
-            lambda: [b for b in wanted if not self._storage.has(b.digest)]
-        )
+        async with self._guard.shared():
+            # Rows first, then storage, under the guard: garbage collection cannot delete an
+            # object between "it is there" and the commit that references it (guard.py).
+            # Blobs of known manifests need no claim: their (touched) manifest keeps them.
+            await self._content.claim_blobs(b for m in snapshot.new_manifests for b in m.blobs)
+            # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
+            missing = await asyncio.to_thread(
+                lambda: [b for b in wanted if not self._storage.has(b.digest)]
+            )
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
@@ -270,7 +279,11 @@ class SyncEngine:
         await self._content.save_manifests(snapshot.new_manifests)
         manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
         if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
+            # Only garbage collection deletes manifest rows; it won a race with this sync.
+            raise ContentCollected(
+                "a manifest this sync relied on was garbage-collected while it ran; "
+                "run the sync again"
+            )
         # Schema1 manifests are kept as fetched; their layers (fsLayers, no sizes) are not
         # mirrored, so they are not content of the version either.
         blob_digests = {str(b.digest) for m in snapshot.manifests.values() for b in m.blobs}
