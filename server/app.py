@@ -35,14 +35,17 @@ from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
 from server.store.guard import BlobGuard
+from server.store.processes import ProcessStore
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
+from server.store.schema import utcnow
 from server.store.serving import ServingQueries
-from server.store.tasks import TaskStore
+from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
 from server.store.versions import VersionStore
 from server.sync.engine import SYNC_KIND, SyncEngine
 from server.sync.hosts import Hosts
 from server.tasks.events import TaskEvents
+from server.tasks.liveness import is_dead_here, new_worker_id
 from server.tasks.runner import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -81,9 +84,17 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await db.migrate()
         storage = BlobStorage(settings.data_dir)
-        # Alone on the data dir (SQLite), every temp file is a crash's leftover; beside other
-        # processes (PostgreSQL), only ones untouched for a day are.
-        storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
+        processes = ProcessStore(db)
+        worker_id = new_worker_id()
+        # Alone on the storage (SQLite, or no other live process on the PostgreSQL database),
+        # every temp file is a dead process's leftover; beside live processes, only ones
+        # untouched for a day are.
+        alone = db.is_sqlite or not await processes.live_others(
+            worker_id,
+            utcnow() - HEARTBEAT_STALE_AFTER,
+            lambda other: is_dead_here(other, worker_id),
+        )
+        storage.clear_temp(0.0 if alone else STALE_TEMP_SECONDS)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         guard = BlobGuard(db)
@@ -105,7 +116,9 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             tasks,
             events,
             handlers={SYNC_KIND: engine.run},
+            processes=processes,
             workers=settings.workers,
+            worker_id=worker_id,
             # Only the embedded SQLite server is alone on its database: it may fail every
             # running task at start. With PostgreSQL other processes may be running tasks.
             fail_all_running_at_start=db.is_sqlite,

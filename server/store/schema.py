@@ -284,6 +284,17 @@ class TaskRow(Base):
     heartbeat_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ProcessRow(Base):
+    """A running server process (its task runner's worker id), refreshed by its watchdog:
+    who else shares this database right now."""
+
+    __tablename__ = "server_processes"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class DistributionRow(Base):
     __tablename__ = "distributions"
 

@@ -1,4 +1,4 @@
-"""housekeeping: last_used on content rows, indexes garbage collection needs
+"""housekeeping: last_used on content rows, indexes garbage collection needs, processes
 
 Revision ID: 0004
 Revises: 0001
@@ -32,9 +32,17 @@ def upgrade() -> None:
     op.create_index(op.f("ix_manifest_children_child_id"), "manifest_children", ["child_id"])
     op.create_index(op.f("ix_tags_manifest_id"), "tags", ["manifest_id"])
     op.create_index(op.f("ix_signatures_manifest_id"), "signatures", ["manifest_id"])
+    op.create_table(
+        "server_processes",
+        sa.Column("worker_id", sa.String(length=64), nullable=False),
+        sa.Column("start_time", server.store.schema.UTCDateTime(), nullable=False),
+        sa.Column("heartbeat_time", server.store.schema.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_server_processes")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("server_processes")
     op.drop_index(op.f("ix_signatures_manifest_id"), table_name="signatures")
     op.drop_index(op.f("ix_tags_manifest_id"), table_name="tags")
     op.drop_index(op.f("ix_manifest_children_child_id"), table_name="manifest_children")
