@@ -8,7 +8,7 @@ from google.protobuf import duration_pb2
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
-from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.errors import FieldViolation, Rule, Violations
 from server.domain.names import VersionName
 from server.domain.rules import check_request_id
 from server.housekeeping.collect import GC_KIND, GC_RESOURCE, CollectParameters
@@ -30,7 +30,7 @@ def _seconds(
     value: duration_pb2.Duration = getattr(request, field)
     seconds = value.seconds + value.nanos / 1e9
     if not 0 <= seconds <= MAX_DURATION_SECONDS:
-        return default, FieldViolation(field, "must be between 0 and 100 years")
+        return default, FieldViolation(field, "must be between 0 and 100 years", Rule.OUT_OF_RANGE)
     return seconds, None
 
 
@@ -55,9 +55,10 @@ class HousekeepingServicer(pb_grpc.HousekeepingServiceServicer):
         retention, bad_retention = _seconds(
             request, "task_retention", self._settings.task_retention
         )
-        if violations := [v for v in (bad_protection, bad_retention) if v]:
-            raise InvalidArgument.of(violations)
-        request_id = check_request_id(request.request_id)
+        bad = Violations()
+        bad.extend([v for v in (bad_protection, bad_retention) if v])
+        request_id = bad.check(check_request_id, request.request_id)
+        bad.raise_if_any()
         params = CollectParameters(protection, retention)
         task, created = await self._tasks.create(
             GC_KIND, GC_RESOURCE, params.to_parameters(), request_id
@@ -70,8 +71,11 @@ class HousekeepingServicer(pb_grpc.HousekeepingServiceServicer):
     async def RepairVersion(
         self, request: pb.RepairVersionRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepairVersionResponse:
-        name = VersionName.parse(request.version, "version")
-        request_id = check_request_id(request.request_id)
+        bad = Violations()
+        name = bad.check(VersionName.parse, request.version, "version")
+        request_id = bad.check(check_request_id, request.request_id)
+        bad.raise_if_any()
+        assert name is not None
         # Resolve `latest` now: the task repairs the version the caller saw.
         version = await self._versions.get(name.repository.repository_id, name.number)
         params = RepairParameters(name.repository.repository_id, version.number)

@@ -8,6 +8,7 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
+from server.domain.errors import Violations
 from server.domain.names import RemoteName, RepositoryName
 from server.domain.rules import check_request_id
 from server.domain.tasks import Task
@@ -41,9 +42,12 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
         self._runner = runner
 
     async def _start(self, request: pb.StartSyncRequest | pb.SyncRequest) -> Task:
-        repository = RepositoryName.parse(request.repository, "repository")
-        remote = RemoteName.parse(request.remote, "remote")
-        request_id = check_request_id(request.request_id)
+        bad = Violations()
+        repository = bad.check(RepositoryName.parse, request.repository, "repository")
+        remote = bad.check(RemoteName.parse, request.remote, "remote")
+        request_id = bad.check(check_request_id, request.request_id)
+        bad.raise_if_any()
+        assert repository is not None and remote is not None
         # Fail fast on unknown names rather than queue a task that can only fail.
         await self._repositories.get(repository.repository_id)
         await self._remotes.get(remote.remote_id)

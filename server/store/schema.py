@@ -306,3 +306,14 @@ class DistributionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServingGenerationRow(Base):
+    """One row (id 1) whose `value` triggers bump whenever what distributions serve changes:
+    the registry endpoint's in-memory cache is valid while it reads the same value
+    (migration 0008 has the triggers; server/registry/cache.py the reader)."""
+
+    __tablename__ = "serving_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
