@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Limits, Settings
+from server.housekeeping.collect import GC_KIND, GarbageCollector
+from server.housekeeping.repair import REPAIR_KIND, Repairer
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
@@ -25,6 +28,7 @@ from server.registry.connections import ConnectionGuard, GuardedSite, install_ac
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
+from server.services.housekeeping import HousekeepingServicer
 from server.services.logging import AccessLogInterceptor
 from server.services.reflection import enable_reflection
 from server.services.remotes import RemoteServicer
@@ -32,7 +36,7 @@ from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
 from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
@@ -40,8 +44,10 @@ from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
 from server.store.guard import BlobGuard
+from server.store.orphans import OrphanStore
 from server.store.processes import ProcessStore
 from server.store.remotes import RemoteStore
+from server.store.repair_queries import RepairQueries
 from server.store.repositories import RepositoryStore
 from server.store.schema import utcnow
 from server.store.serving import ServingQueries
@@ -72,7 +78,8 @@ class Services:
     tasks: TaskStore
     events: TaskEvents
     runner: TaskRunner
-    storage: BlobStorage
+    storage: BlobStore
+    fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
     distributions: DistributionStore
@@ -86,20 +93,22 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the database (migrating it), start the task runner; close both on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
+    stack = contextlib.AsyncExitStack()
     try:
         await db.migrate()
-        storage = BlobStorage(settings.data_dir)
+        storage = await stack.enter_async_context(open_blob_store(settings.storage))
         processes = ProcessStore(db)
         worker_id = new_worker_id()
         # Alone on the storage (SQLite, or no other live process on the PostgreSQL database),
-        # every temp file is a dead process's leftover; beside live processes, only ones
+        # every temporary is a dead process's leftover; beside live processes, only ones
         # untouched for a day are.
         alone = db.is_sqlite or not await processes.live_others(
             worker_id,
             utcnow() - HEARTBEAT_STALE_AFTER,
             lambda other: is_dead_here(other, worker_id),
         )
-        storage.clear_temp(0.0 if alone else STALE_TEMP_SECONDS)
+        await clear_stale(storage, 0.0 if alone else STALE_TEMP_SECONDS, time.time())
+        fetcher = BlobFetcher(storage)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         guard = BlobGuard(db)
@@ -111,16 +120,21 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             content,
             VersionCommitter(db),
             storage,
+            fetcher,
             hosts,
             guard,
             backoff_base=settings.retry_backoff,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
+        collector = GarbageCollector(OrphanStore(db), storage, guard)
+        repairer = Repairer(
+            RepairQueries(db), remotes, storage, fetcher, hosts, backoff_base=settings.retry_backoff
+        )
         runner = TaskRunner(
             tasks,
             events,
-            handlers={SYNC_KIND: engine.run},
+            handlers={SYNC_KIND: engine.run, GC_KIND: collector.run, REPAIR_KIND: repairer.run},
             processes=processes,
             workers=settings.workers,
             worker_id=worker_id,
@@ -138,10 +152,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             events=events,
             runner=runner,
             storage=storage,
+            fetcher=fetcher,
             content=content,
             engine=engine,
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, storage, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts),
             registry_host=settings.registry_address,
         )
         await runner.start()
@@ -152,9 +167,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            await fetcher.aclose()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
     finally:
+        await stack.aclose()
         await db.dispose()
 
 
@@ -176,6 +193,10 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
             services.events,
             services.runner,
         ),
+        server,
+    )
+    pb_grpc.add_HousekeepingServiceServicer_to_server(
+        HousekeepingServicer(services.settings, services.tasks, services.versions, services.runner),
         server,
     )
     pb_grpc.add_ContentServiceServicer_to_server(
@@ -343,11 +364,11 @@ async def serve(settings: Settings) -> None:
         await server.start()
         registry, _ = await start_registry(services, settings.registry_address, registry_socket)
         log.info(
-            "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
+            "mirror serving gRPC on %s, registry on %s (database %s, blobs in %s)",
             settings.grpc_address,
             services.registry_host,
             services.db.url.render_as_string(hide_password=True),
-            settings.data_dir,
+            services.storage.name,
         )
         try:
             await stop.wait()

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from server.storage import StorageConfig
+
 # Where a public upstream must never lead the server (redirects, token realms, Link URLs):
 # loopback, RFC 1918, link-local, carrier-grade NAT, unique-local, unspecified and the
 # IPv4-mapped IPv6 range (checked after unmapping as well).
@@ -127,6 +129,31 @@ class Settings:
     task_retention: float = 30 * 86400.0
     """Seconds finished task rows are kept before garbage collection deletes them
     (`MIRROR_TASK_RETENTION`, e.g. `30d`)."""
+    storage_url: str = ""
+    """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
+    S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
+    storage_durability: str = "full"
+    """Filesystem: `full` (fsync before publishing) or `none` (`MIRROR_STORAGE_DURABILITY`)."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint; empty means AWS (`MIRROR_S3_ENDPOINT_URL`)."""
+    s3_addressing: str = "auto"
+    """`path`, `virtual` or `auto` bucket addressing (`MIRROR_S3_ADDRESSING`)."""
+    s3_serve: str = "redirect"
+    """Registry blob GETs from S3: `redirect` (presigned URL) or `stream` (`MIRROR_S3_SERVE`)."""
+    s3_presign_seconds: int = 300
+    """Lifetime of presigned blob URLs (`MIRROR_S3_PRESIGN_SECONDS`)."""
+
+    @property
+    def storage(self) -> StorageConfig:
+        return StorageConfig(
+            data_dir=self.data_dir,
+            url=self.storage_url,
+            durability=self.storage_durability,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_addressing=self.s3_addressing,
+            s3_serve=self.s3_serve,
+            s3_presign_seconds=self.s3_presign_seconds,
+        )
 
     @property
     def effective_database_url(self) -> str:
@@ -158,8 +185,29 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "MIRROR_TASK_RETENTION",
         "garbage collection deletes finished tasks older than this (e.g. 30d)",
     ),
+    "storage_url": (
+        "MIRROR_STORAGE_URL",
+        "where blobs live: empty for files under the data dir, s3://bucket/prefix for S3",
+    ),
+    "storage_durability": (
+        "MIRROR_STORAGE_DURABILITY",
+        "filesystem: full (fsync before publishing) or none",
+    ),
+    "s3_endpoint_url": ("MIRROR_S3_ENDPOINT_URL", "S3-compatible endpoint; empty means AWS"),
+    "s3_addressing": ("MIRROR_S3_ADDRESSING", "bucket addressing: path, virtual or auto"),
+    "s3_serve": (
+        "MIRROR_S3_SERVE",
+        "registry blob GETs from S3: redirect (presigned URL) or stream",
+    ),
+    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of presigned blob URLs"),
 }
 _ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
+
+_CHOICES = {
+    "storage_durability": ("full", "none"),
+    "s3_addressing": ("auto", "path", "virtual"),
+    "s3_serve": ("redirect", "stream"),
+}
 
 _DESCRIPTION = """\
 Serve the mirror: the gRPC API (repositories, remotes, syncs, versions, content,
@@ -224,6 +272,24 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
+    for option, choices in _CHOICES.items():
+        if getattr(args, option) not in choices:
+            flag = "--" + option.replace("_", "-")
+            parser.error(
+                f"{flag} (or {_ENV[option]}) must be one of {', '.join(choices)}, "
+                f"got {getattr(args, option)!r}"
+            )
+    if args.storage_url and not args.storage_url.startswith(("s3://", "file://")):
+        parser.error(
+            f"--storage-url (or MIRROR_STORAGE_URL) must be s3://bucket[/prefix] or "
+            f"file:///path, got {args.storage_url!r}"
+        )
+    seconds = str(args.s3_presign_seconds)
+    if not seconds.isdigit() or not 1 <= int(seconds) <= 7 * 24 * 3600:
+        parser.error(
+            "--s3-presign-seconds (or MIRROR_S3_PRESIGN_SECONDS) must be 1..604800, "
+            f"got {seconds!r}"
+        )
     if not str(args.workers).isdigit() or int(args.workers) < 1:
         parser.error(
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
@@ -247,6 +313,12 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         log_level=args.log_level.upper(),
         limits=Limits(**limits),  # type: ignore[arg-type]
         **durations,
+        storage_url=args.storage_url,
+        storage_durability=args.storage_durability,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_addressing=args.s3_addressing,
+        s3_serve=args.s3_serve,
+        s3_presign_seconds=int(seconds),
     )
 
 

@@ -29,7 +29,7 @@ from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remo
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
 from server.store.guard import BlobGuard
@@ -37,7 +37,6 @@ from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
 from server.sync import progress
-from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
@@ -84,7 +83,8 @@ class SyncEngine:
         versions: VersionStore,
         content: ContentStore,
         committer: VersionCommitter,
-        storage: BlobStorage,
+        storage: BlobStore,
+        fetcher: BlobFetcher,
         hosts: Hosts,
         guard: BlobGuard,
         *,
@@ -98,7 +98,7 @@ class SyncEngine:
         self._storage = storage
         self._hosts = hosts
         self._guard = guard
-        self._fetcher = BlobFetcher(storage)
+        self._fetcher = fetcher
         self._backoff = backoff_base
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
@@ -250,10 +250,12 @@ class SyncEngine:
             # object between "it is there" and the commit that references it (guard.py).
             # Blobs of known manifests need no claim: their (touched) manifest keeps them.
             await self._content.claim_blobs(b for m in snapshot.new_manifests for b in m.blobs)
-            # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-            missing = await asyncio.to_thread(
-                lambda: [b for b in wanted if not self._storage.has(b.digest)]
-            )
+            # One batch: thousands of stat calls stay off the event loop (a thread for files,
+            # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+            stored = await self._storage.stat_many([b.digest for b in wanted])
+        missing = [
+            b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
+        ]
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
