@@ -28,15 +28,23 @@ from tests.integration.sync_helpers import REGISTRY_MARKS
 from tests.support import images as img
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess
+from tests.support.s3 import (
+    CREDENTIALS,
+    FilesystemView,
+    MotoServer,
+    S3View,
+    StorageView,
+    moto_available,
+)
 from tests.support.serverproc import ServerProcess
 
 pytestmark = REGISTRY_MARKS
 
 TRIALS = int(os.environ.get("MIRROR_CRASH_TRIALS", "20"))
+S3_TRIALS = int(os.environ.get("MIRROR_CRASH_S3_TRIALS", "5"))  # per database: 10 on S3
 SEED = int(os.environ.get("MIRROR_CRASH_SEED", str(int(time.time()))))
-LAYERS = 3
-LAYER_SIZE = 192 * 1024
-UPSTREAM = "crash/app"
+SMALL_LAYER = 192 * 1024
+BIG_LAYER = 9 * 1024 * 1024  # above the S3 part size: a multipart upload to interrupt
 TERMINAL = {pb.TASK_STATE_COMPLETED, pb.TASK_STATE_FAILED, pb.TASK_STATE_CANCELED}
 
 
@@ -50,52 +58,43 @@ class Report:
     violations: list[str] = field(default_factory=list)
 
 
-class FilesystemView:
-    """The test's own look at the filesystem backend's data dir."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.blobs = data_dir / "blobs"
-        self.tmp = data_dir / "tmp"
-
-    async def objects(self) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        if self.blobs.exists():
-            for path in self.blobs.rglob("*"):
-                if path.is_file():
-                    found[f"{path.parent.parent.name}:{path.name}"] = path.read_bytes()
-        return found
-
-    async def temporaries(self) -> list[str]:
-        return sorted(p.name for p in self.tmp.iterdir()) if self.tmp.exists() else []
-
-
 @pytest.fixture(scope="module")
 def registry() -> AsyncIterator[RegistryProcess]:
     with RegistryProcess() as reg:
         yield reg
 
 
-@pytest.fixture(scope="module")
-def images(registry: RegistryProcess) -> list[img.Image]:
-    """One distinct image per trial (plus the warm-up), so every trial downloads."""
-    built = [
-        img.make_image(f"crash-{i}", layers=LAYERS, layer_size=LAYER_SIZE)
-        for i in range(TRIALS + 1)
-    ]
-    for i, image in enumerate(built):
-        img.push_image_sync(registry.url, UPSTREAM, f"t{i}", image)
-    return built
+_PUSHED: set[str] = set()
+
+
+def upstream_for(registry: RegistryProcess, backend: str) -> str:
+    """An upstream repository with one distinct image per trial (plus the warm-up), so every
+    trial downloads. S3 images carry a layer above the part size (a multipart upload)."""
+    upstream = f"crash/{backend}"
+    if upstream not in _PUSHED:
+        for i in range((TRIALS if backend == "fs" else S3_TRIALS) + 1):
+            layers = [img.make_layer(f"crash-{backend}-{i}-small", SMALL_LAYER)]
+            if backend == "s3":
+                layers.append(img.make_layer(f"crash-{backend}-{i}-big", BIG_LAYER, files=1))
+            else:
+                layers.append(img.make_layer(f"crash-{backend}-{i}-more", SMALL_LAYER))
+            image = img.make_image(f"crash-{backend}-{i}", layers=1, layer_size=SMALL_LAYER,
+                                   shared_base=layers)  # fmt: skip
+            img.push_image_sync(registry.url, upstream, f"t{i}", image)
+        _PUSHED.add(upstream)
+    return upstream
 
 
 async def check_invariants(
-    channel: grpc.aio.Channel, view: FilesystemView, repositories: list[str]
+    channel: grpc.aio.Channel, view: StorageView, repositories: list[str]
 ) -> list[str]:
     """Every violation of the crash invariants, as sentences."""
     problems: list[str] = []
-    objects = await view.objects()
-    for name, data in objects.items():
+    objects = await asyncio.to_thread(view.digests)
+    for name in objects:
         algorithm, _, hex_ = name.partition(":")
-        if hashlib.new(algorithm, data).hexdigest() != hex_:
+        data = await asyncio.to_thread(view.read, name)
+        if data is None or hashlib.new(algorithm, data).hexdigest() != hex_:
             problems.append(f"object {name} does not hash to its name")
     versions = pb_grpc.VersionServiceStub(channel)
     content = pb_grpc.ContentServiceStub(channel)
@@ -111,33 +110,33 @@ async def check_invariants(
             )
             for unit in page.content:
                 digest = unit.blob.digest
-                if digest.replace(":", ":", 1) not in objects:
+                if digest not in objects:
                     problems.append(f"{version.name} holds {digest}, which is not stored")
     return problems
 
 
 async def run_trials(
-    database_url: str, tmp_path: Path, registry: RegistryProcess, images: list[img.Image]
+    trials: int,
+    server: ServerProcess,
+    view: StorageView,
+    registry: RegistryProcess,
+    upstream: str,
 ) -> Report:
     rng = random.Random(SEED)
     report = Report()
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    view = FilesystemView(data_dir)
-    server = ServerProcess(data_dir, database_url)
     async with FaultProxy(registry.url) as proxy:
         # Stretch the download stage so kills land in every stage, not mostly the commit.
         proxy.slow("/blobs/", bytes_per_sec=4 * 1024 * 1024, method="GET")
         await server.start()
         try:
             async with grpc.aio.insecure_channel(server.target) as channel:
-                duration = await _warm_up(channel, proxy.url)
+                duration = await _warm_up(channel, proxy.url, upstream)
             repositories = ["warmup"]
-            for i in range(1, TRIALS + 1):
+            for i in range(1, trials + 1):
                 repo = f"crash-{i}"
                 repositories.append(repo)
                 async with grpc.aio.insecure_channel(server.target) as channel:
-                    await _create(channel, repo, proxy.url, f"t{i}")
+                    await _create(channel, repo, proxy.url, upstream, f"t{i}")
                     task = await _start_sync(channel, repo)
                     await asyncio.sleep(rng.uniform(0.0, duration * 0.9))
                 server.kill()
@@ -155,7 +154,7 @@ async def run_trials(
                             f"trial {i}: killed task is {pb.TaskState.Name(ended.state)} "
                             "after the restart"
                         )
-                    if left := await view.temporaries():
+                    if left := await asyncio.to_thread(view.temporaries):
                         report.violations.append(f"trial {i}: temporaries left: {left}")
                     report.violations += [
                         f"trial {i}: {p}"
@@ -173,13 +172,13 @@ async def run_trials(
     return report
 
 
-async def _create(channel: grpc.aio.Channel, name: str, url: str, tag: str) -> None:
+async def _create(channel: grpc.aio.Channel, name: str, url: str, upstream: str, tag: str) -> None:
     await pb_grpc.RepositoryServiceStub(channel).CreateRepository(
         pb.CreateRepositoryRequest(repository_id=name)
     )
     await pb_grpc.RemoteServiceStub(channel).CreateRemote(
         pb.CreateRemoteRequest(
-            remote_id=name, remote=pb.Remote(url=url, upstream_name=UPSTREAM, include_tags=[tag])
+            remote_id=name, remote=pb.Remote(url=url, upstream_name=upstream, include_tags=[tag])
         )
     )
 
@@ -202,9 +201,9 @@ async def _sync(channel: grpc.aio.Channel, name: str) -> pb.Task:
             await asyncio.sleep(0.05)
 
 
-async def _warm_up(channel: grpc.aio.Channel, url: str) -> float:
+async def _warm_up(channel: grpc.aio.Channel, url: str, upstream: str) -> float:
     """One full sync: how long a sync takes here (the range of the random kill times)."""
-    await _create(channel, "warmup", url, "t0")
+    await _create(channel, "warmup", url, upstream, "t0")
     started = time.monotonic()
     task = await _sync(channel, "warmup")
     assert task.state == pb.TASK_STATE_COMPLETED, task.error
@@ -212,15 +211,39 @@ async def _warm_up(channel: grpc.aio.Channel, url: str) -> float:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_kill_during_sync_filesystem(
-    kind: str, tmp_path: Path, registry: RegistryProcess, images: list[img.Image]
+@pytest.mark.parametrize("backend", ["fs", "s3"])
+async def test_kill_during_sync(
+    backend: str,
+    kind: str,
+    tmp_path: Path,
+    registry: RegistryProcess,
+    request: pytest.FixtureRequest,
 ) -> None:
+    trials = TRIALS if backend == "fs" else S3_TRIALS
+    upstream = await asyncio.to_thread(upstream_for, registry, backend)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    view: StorageView = FilesystemView(data_dir)
+    env: dict[str, str] = {}
+    if backend == "s3":
+        if not moto_available():
+            pytest.skip("moto[server] is not installed")
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        bucket = moto.new_bucket()
+        view = S3View(moto, bucket, "mirror/")
+        env = {
+            **CREDENTIALS,
+            "MIRROR_STORAGE_URL": f"s3://{bucket}/mirror",
+            "MIRROR_S3_ENDPOINT_URL": moto.url,
+            "MIRROR_S3_ADDRESSING": "path",
+        }
     async with fresh_database_url(kind, tmp_path) as url:
-        report = await run_trials(url, tmp_path, registry, images)
+        server = ServerProcess(data_dir, url, env)
+        report = await run_trials(trials, server, view, registry, upstream)
     print(
-        f"\ncrash test filesystem/{kind}: {report.trials} trials "
+        f"\ncrash test {backend}/{kind}: {report.trials} trials "
         f"({report.killed_running} killed mid-sync), {len(report.violations)} violations, "
         f"seed {SEED}, restarts {sum(report.restart_seconds):.1f} s"
     )
-    assert report.trials == TRIALS
+    assert report.trials == trials
     assert report.violations == []
