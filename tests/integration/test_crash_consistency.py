@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 import time
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,10 @@ def upstream_for(registry: RegistryProcess, backend: str) -> str:
                 layers.append(img.make_layer(f"crash-{backend}-{i}-more", SMALL_LAYER))
             image = img.make_image(f"crash-{backend}-{i}", layers=1, layer_size=SMALL_LAYER,
                                    shared_base=layers)  # fmt: skip
-            img.push_image_sync(registry.url, upstream, f"t{i}", image)
+            with warnings.catch_warnings():
+                # aiohttp warns that a 9 MiB bytes body may block its loop: a test upload.
+                warnings.simplefilter("ignore", ResourceWarning)
+                img.push_image_sync(registry.url, upstream, f"t{i}", image)
         _PUSHED.add(upstream)
     return upstream
 
