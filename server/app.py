@@ -30,6 +30,7 @@ from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.housekeeping import HousekeepingServicer
 from server.services.logging import AccessLogInterceptor
+from server.services.operations import ContentOperationServicer
 from server.services.reflection import enable_reflection
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
@@ -44,6 +45,7 @@ from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
 from server.store.guard import BlobGuard
+from server.store.operations import ContentOperations, stored_check
 from server.store.orphans import OrphanStore
 from server.store.processes import ProcessStore
 from server.store.remotes import RemoteStore
@@ -82,6 +84,8 @@ class Services:
     fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
+    committer: VersionCommitter
+    operations: ContentOperations
     distributions: DistributionStore
     pull_through: PullThrough
     registry_host: str = ""
@@ -113,12 +117,13 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         content = ContentStore(db)
         guard = BlobGuard(db)
         hosts = Hosts()
+        committer = VersionCommitter(db)
         engine = SyncEngine(
             repositories,
             remotes,
             versions,
             content,
-            VersionCommitter(db),
+            committer,
             storage,
             fetcher,
             hosts,
@@ -155,6 +160,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             fetcher=fetcher,
             content=content,
             engine=engine,
+            committer=committer,
+            operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
             pull_through=PullThrough(remotes, fetcher, hosts),
             registry_host=settings.registry_address,
@@ -201,6 +208,9 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     )
     pb_grpc.add_ContentServiceServicer_to_server(
         ContentServicer(ContentQueries(services.db, services.storage)), server
+    )
+    pb_grpc.add_ContentOperationServiceServicer_to_server(
+        ContentOperationServicer(services.operations), server
     )
     pb_grpc.add_DistributionServiceServicer_to_server(
         DistributionServicer(services.distributions, lambda: services.registry_host), server

@@ -194,20 +194,19 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "filesystem: full (fsync before publishing) or none",
     ),
     "s3_endpoint_url": ("MIRROR_S3_ENDPOINT_URL", "S3-compatible endpoint; empty means AWS"),
-    "s3_addressing": ("MIRROR_S3_ADDRESSING", "bucket addressing: path, virtual or auto"),
+    "s3_addressing": ("MIRROR_S3_ADDRESSING", "S3 bucket addressing: auto, path or virtual"),
     "s3_serve": (
         "MIRROR_S3_SERVE",
         "registry blob GETs from S3: redirect (presigned URL) or stream",
     ),
     "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of presigned blob URLs"),
 }
-_ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
-
 _CHOICES = {
     "storage_durability": ("full", "none"),
     "s3_addressing": ("auto", "path", "virtual"),
     "s3_serve": ("redirect", "stream"),
 }
+_ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
 
 _DESCRIPTION = """\
 Serve the mirror: the gRPC API (repositories, remotes, syncs, versions, content,
@@ -272,12 +271,12 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
-    for option, choices in _CHOICES.items():
-        if getattr(args, option) not in choices:
-            flag = "--" + option.replace("_", "-")
+    for name, choices in _CHOICES.items():
+        if getattr(args, name) not in choices:
+            flag = "--" + name.replace("_", "-")
             parser.error(
-                f"{flag} (or {_ENV[option]}) must be one of {', '.join(choices)}, "
-                f"got {getattr(args, option)!r}"
+                f"{flag} (or {_ENV[name]}) must be one of {', '.join(choices)}, "
+                f"got {getattr(args, name)!r}"
             )
     if args.storage_url and not args.storage_url.startswith(("s3://", "file://")):
         parser.error(
