@@ -79,8 +79,12 @@ class GarbageCollector:
         return ()
 
     async def _content(self, context: TaskContext, cutoff: datetime) -> None:
-        units = await Stage(context, CONTENT, "Removing content no version holds").start()
-        blobs = await Stage(context, BLOBS, "Removing blob objects no content names").start()
+        units = await Stage(
+            context, CONTENT, "Removing content no version holds", unit="units"
+        ).start()
+        blobs = await Stage(
+            context, BLOBS, "Removing blob objects no content names", unit="blobs"
+        ).start()
         await self._orphans.drop_dead_memberships()
         candidates = await self._orphans.candidates(cutoff)
         await units.set(total=sum(len(ids) for ids in candidates.values()))
@@ -144,7 +148,9 @@ class GarbageCollector:
         return len(deleted), sum(deleted)
 
     async def _temporaries(self, context: TaskContext, before: datetime) -> None:
-        stage = await Stage(context, TEMPORARIES, "Aborting abandoned temporary uploads").start()
+        stage = await Stage(
+            context, TEMPORARIES, "Aborting abandoned temporary uploads", unit="uploads"
+        ).start()
         limit = before.timestamp()
         for temporary in await self._store.temporaries():
             if temporary.started < limit:
@@ -153,7 +159,7 @@ class GarbageCollector:
         await stage.finish()
 
     async def _tasks(self, context: TaskContext, before: datetime) -> None:
-        stage = await Stage(context, TASKS, "Removing old finished tasks").start()
+        stage = await Stage(context, TASKS, "Removing old finished tasks", unit="tasks").start()
         removed = await self._orphans.delete_finished_tasks(before, keep=context.task.task_id)
         await stage.set(
             done=removed,

@@ -106,6 +106,7 @@ class Repairer:
             "Re-hashing stored blobs",
             total=len(blobs),
             total_bytes=sum(b.size for b in blobs),
+            unit="blobs",
         ).start()
         on_demand = remote is not None and remote.policy is not Policy.IMMEDIATE
         damaged: list[VersionBlob] = []
@@ -162,6 +163,7 @@ class Repairer:
             "Fetching missing and corrupt blobs again",
             total=len(damaged),
             total_bytes=sum(b.size for b in damaged),
+            unit="blobs",
         ).start()
         if not damaged:
             await stage.finish()
