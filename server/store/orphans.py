@@ -5,7 +5,8 @@ Membership rows whose version range no longer contains any existing version (lef
 version deletion and pruning) are dropped first, so pruning frees what only old versions held.
 A unit stays *alive* when it is referenced, when a task used it since the cutoff
 (`last_used`, see `schema.last_used_column`), or when an alive unit needs it: the tags and
-signatures of a manifest keep it, an index keeps its children, a manifest keeps its blobs.
+signatures of a manifest keep it, an index keeps its children, a manifest keeps its blobs,
+and a pushed blob staged for a manifest push is kept.
 Everything else is collectable.
 
 Deletion re-checks each batch inside its transaction after locking the rows (PostgreSQL:
@@ -31,6 +32,7 @@ from server.store.schema import (
     ManifestChildRow,
     ManifestRow,
     SignatureRow,
+    StagedBlobRow,
     TagRow,
     TaskRow,
     VersionRow,
@@ -116,7 +118,11 @@ class OrphanStore:
                     if child not in manifests:
                         manifests.add(child)
                         pending.append(child)
-            blobs = set(kept[BLOB])
+            # A pushed blob waits in its repository's staging area for the manifest that will
+            # reference it: it is held as if a version did.
+            blobs = set(kept[BLOB]) | set(
+                (await session.execute(select(StagedBlobRow.blob_id))).scalars()
+            )
             for manifest_id, blob_id in await session.execute(
                 select(ManifestBlobRow.manifest_id, ManifestBlobRow.blob_id)
             ):
@@ -174,7 +180,10 @@ class OrphanStore:
     @staticmethod
     def _still_unneeded(content_type: str, row: Any) -> list[Any]:
         if content_type == BLOB:
-            return [~exists().where(ManifestBlobRow.blob_id == row.id)]
+            return [
+                ~exists().where(ManifestBlobRow.blob_id == row.id),
+                ~exists().where(StagedBlobRow.blob_id == row.id),
+            ]
         if content_type == MANIFEST:
             return [
                 ~exists().where(ManifestChildRow.child_id == row.id),
