@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ from server.housekeeping.repair import REPAIR_KIND, Repairer
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
-from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
+from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -129,6 +130,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             hosts,
             guard,
             backoff_base=settings.retry_backoff,
+            limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
@@ -163,7 +165,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             committer=committer,
             operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, fetcher, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts, settings.limits),
             registry_host=settings.registry_address,
         )
         await runner.start()
@@ -337,7 +339,6 @@ async def start_registry(
 ) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
-    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
     serving = ServingCache(ServingQueries(services.db))
@@ -366,6 +367,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings = dataclasses.replace(settings, limits=fit_to_descriptors(settings.limits))
     server = new_grpc_server(settings.limits)
     bind_grpc(server, settings.grpc_address)
     registry_socket = bind_registry(settings.registry_address)

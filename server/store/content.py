@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.manifests import Descriptor, Manifest
+from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
 from server.store.db import Database
 from server.store.schema import (
     BlobRow,
@@ -29,6 +30,7 @@ from server.store.schema import (
     TagRow,
     utcnow,
 )
+from server.store.schema import RepositoryContentRow as RC
 
 BATCH = 500  # rows per statement: stays under SQLite's variable limit
 
@@ -88,7 +90,7 @@ class ContentStore:
         if found:
             # The sync will reference these without fetching them again: mark them in use.
             async with self._db.session() as session, session.begin():
-                await touch(session, ManifestRow, [m.id for m in found.values()])
+                await touch(session, ManifestRow, MANIFEST, [m.id for m in found.values()])
         return found
 
     async def claim_blobs(self, blobs: Iterable[Descriptor]) -> None:
@@ -108,7 +110,7 @@ class ContentStore:
                 ],
             )
             ids = await self._ids(session, BlobRow, set(unique))
-            await touch(session, BlobRow, list(ids.values()))
+            await touch(session, BlobRow, BLOB, list(ids.values()))
 
     async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
         async with self._db.session() as session:
@@ -120,6 +122,8 @@ class ContentStore:
 
     async def save_manifests(self, manifests: list[Manifest]) -> dict[str, int]:
         """Insert manifests, the blobs they reference and their relations -> ids by digest."""
+        if not manifests:
+            return {}  # a re-sync that found nothing new: not even a transaction
         blobs: dict[str, Descriptor] = {}
         for manifest in manifests:
             for blob in manifest.blobs:
@@ -154,14 +158,21 @@ class ContentStore:
             }
             blob_ids = await self._ids(session, BlobRow, all_blob_digests)
             manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
-            await touch(session, BlobRow, list(blob_ids.values()))
-            await touch(session, ManifestRow, list(manifest_ids.values()))
+            await touch(session, BlobRow, BLOB, list(blob_ids.values()))
+            await touch(session, ManifestRow, MANIFEST, list(manifest_ids.values()))
             links = [
-                {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
+                {
+                    "manifest_id": manifest_ids[str(m.digest)],
+                    "blob_id": blob_ids[str(b.digest)],
+                    "size": b.size,
+                    "media_type": b.media_type,
+                }
                 for m in manifests
                 for b in m.blobs
             ]
-            await self._insert_ignore(session, ManifestBlobRow, _unique(links))
+            await self._insert_ignore(
+                session, ManifestBlobRow, _unique(links, ("manifest_id", "blob_id"))
+            )
             children = [
                 {
                     "index_id": manifest_ids[str(m.digest)],
@@ -206,29 +217,40 @@ class ContentStore:
                 ),
             )
             ids = await self._ids(session, SignatureRow, {r.digest for r in records})
-            await touch(session, SignatureRow, list(ids.values()))
+            await touch(session, SignatureRow, SIGNATURE, list(ids.values()))
         return sorted(ids.values())
 
     async def save_tags(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Insert tags (name -> manifest id) -> tag ids by (name, manifest id)."""
         if not pairs:
             return {}
+        wanted = sorted(set(pairs))
         async with self._db.session() as session, session.begin():
-            now = utcnow()
-            await self._insert_ignore(
-                session,
-                TagRow,
-                [{"name": n, "manifest_id": m, "last_used": now} for n, m in sorted(set(pairs))],
-            )
-            found: dict[tuple[str, int], int] = {}
-            for chunk in _chunks(sorted(set(pairs))):
-                rows = await session.execute(
-                    select(TagRow.name, TagRow.manifest_id, TagRow.id).where(
-                        tuple_(TagRow.name, TagRow.manifest_id).in_(chunk)
-                    )
+            # Read first: on a re-sync nearly every tag exists, and a SELECT is cheaper than
+            # an INSERT ... ON CONFLICT that writes nothing (on PostgreSQL it still locks).
+            found = await self._tag_ids(session, wanted)
+            missing = [pair for pair in wanted if pair not in found]
+            if missing:
+                now = utcnow()
+                await self._insert_ignore(
+                    session,
+                    TagRow,
+                    [{"name": n, "manifest_id": m, "last_used": now} for n, m in missing],
                 )
-                found.update({(n, m): pk for n, m, pk in rows})
-            await touch(session, TagRow, list(found.values()))
+                found.update(await self._tag_ids(session, missing))
+            await touch(session, TagRow, TAG, list(found.values()))
+        return found
+
+    @staticmethod
+    async def _tag_ids(session: Any, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        found: dict[tuple[str, int], int] = {}
+        for chunk in _chunks(pairs):
+            rows = await session.execute(
+                select(TagRow.name, TagRow.manifest_id, TagRow.id).where(
+                    tuple_(TagRow.name, TagRow.manifest_id).in_(chunk)
+                )
+            )
+            found.update({(n, m): pk for n, m, pk in rows})
         return found
 
     @staticmethod
@@ -242,15 +264,17 @@ class ContentStore:
         return found
 
 
-async def touch(session: Any, row_type: Any, ids: list[int]) -> None:
-    """Set `last_used` of rows a task relies on to now. Garbage collection keeps whatever was
-    used since the oldest running task started, so this is exact (no granularity to widen
-    its cutoff by); the price is one UPDATE per 500 rows a sync meets."""
+async def touch(session: Any, row_type: Any, content_type: str, ids: list[int]) -> None:
+    """Set `last_used` to now on those of `ids` that no repository holds: garbage collection
+    keeps whatever was used since the oldest running task started, so a unit a sync found or
+    saved but has not committed yet survives. Units some repository holds cannot be collected
+    meanwhile (and the commit re-checks), so a re-sync writes no row here."""
     now = utcnow()
+    held = exists().where(RC.content_type == content_type, RC.content_id == row_type.id)
     for chunk in _chunks(sorted(set(ids))):
         await session.execute(
             update(row_type)
-            .where(row_type.id.in_(chunk))
+            .where(row_type.id.in_(chunk), ~held)
             .values(last_used=now)
             .execution_options(synchronize_session=False)
         )

@@ -1,7 +1,7 @@
 """housekeeping: last_used on content rows, indexes garbage collection needs, processes
 
 Revision ID: 0004
-Revises: 0007
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import server.store.schema
 
 revision: str = "0004"
-down_revision: str | None = "0007"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
