@@ -18,12 +18,11 @@ from google.protobuf import duration_pb2
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from tests.conftest import STORAGE_BACKENDS
 from tests.e2e.conftest import E2E, needs_registry, needs_skopeo
 from tests.support import images as img
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess
-from tests.support.s3 import StorageView, assert_sound
+from tests.support.s3 import STORAGE_BACKENDS, StorageView, assert_sound
 
 pytestmark = [needs_registry]
 
