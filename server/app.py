@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
 from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
@@ -68,7 +69,8 @@ class Services:
     tasks: TaskStore
     events: TaskEvents
     runner: TaskRunner
-    storage: BlobStorage
+    storage: BlobStore
+    fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
     distributions: DistributionStore
@@ -82,12 +84,14 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the database (migrating it), start the task runner; close both on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
+    stack = contextlib.AsyncExitStack()
     try:
         await db.migrate()
-        storage = BlobStorage(settings.data_dir)
-        # Alone on the data dir (SQLite), every temp file is a crash's leftover; beside other
+        storage = await stack.enter_async_context(open_blob_store(settings.storage))
+        # Alone on the storage (SQLite), every temporary is a crash's leftover; beside other
         # processes (PostgreSQL), only ones untouched for a day are.
-        storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
+        await clear_stale(storage, 0.0 if db.is_sqlite else STALE_TEMP_SECONDS, time.time())
+        fetcher = BlobFetcher(storage)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         hosts = Hosts()
@@ -98,6 +102,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             content,
             VersionCommitter(db),
             storage,
+            fetcher,
             hosts,
             backoff_base=settings.retry_backoff,
         )
@@ -122,10 +127,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             events=events,
             runner=runner,
             storage=storage,
+            fetcher=fetcher,
             content=content,
             engine=engine,
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, storage, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts),
             registry_host=settings.registry_address,
         )
         await runner.start()
@@ -136,9 +142,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            await fetcher.aclose()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
     finally:
+        await stack.aclose()
         await db.dispose()
 
 
@@ -327,11 +335,11 @@ async def serve(settings: Settings) -> None:
         await server.start()
         registry, _ = await start_registry(services, settings.registry_address, registry_socket)
         log.info(
-            "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
+            "mirror serving gRPC on %s, registry on %s (database %s, blobs in %s)",
             settings.grpc_address,
             services.registry_host,
             services.db.url.render_as_string(hide_password=True),
-            settings.data_dir,
+            services.storage.name,
         )
         try:
             await stop.wait()

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from server.storage import StorageConfig
+
 # Where a public upstream must never lead the server (redirects, token realms, Link URLs):
 # loopback, RFC 1918, link-local, carrier-grade NAT, unique-local, unspecified and the
 # IPv4-mapped IPv6 range (checked after unmapping as well).
@@ -120,6 +122,31 @@ class Settings:
     """First retry delay in seconds (None: the engine default); tests shorten it."""
     limits: Limits = field(default_factory=Limits)
     """Connection, request and upstream bounds (see `Limits`)."""
+    storage_url: str = ""
+    """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
+    S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
+    storage_durability: str = "full"
+    """Filesystem: `full` (fsync before publishing) or `none` (`MIRROR_STORAGE_DURABILITY`)."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint; empty means AWS (`MIRROR_S3_ENDPOINT_URL`)."""
+    s3_addressing: str = "auto"
+    """`path`, `virtual` or `auto` bucket addressing (`MIRROR_S3_ADDRESSING`)."""
+    s3_serve: str = "redirect"
+    """Registry blob GETs from S3: `redirect` (presigned URL) or `stream` (`MIRROR_S3_SERVE`)."""
+    s3_presign_seconds: int = 300
+    """Lifetime of presigned blob URLs (`MIRROR_S3_PRESIGN_SECONDS`)."""
+
+    @property
+    def storage(self) -> StorageConfig:
+        return StorageConfig(
+            data_dir=self.data_dir,
+            url=self.storage_url,
+            durability=self.storage_durability,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_addressing=self.s3_addressing,
+            s3_serve=self.s3_serve,
+            s3_presign_seconds=self.s3_presign_seconds,
+        )
 
     @property
     def effective_database_url(self) -> str:
@@ -143,6 +170,26 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "workers": ("MIRROR_WORKERS", "tasks (syncs) this process runs at once"),
     "log_level": ("MIRROR_LOG_LEVEL", "Python logging level: DEBUG, INFO, WARNING, ERROR"),
+    "storage_url": (
+        "MIRROR_STORAGE_URL",
+        "where blobs live: empty for files under the data dir, s3://bucket/prefix for S3",
+    ),
+    "storage_durability": (
+        "MIRROR_STORAGE_DURABILITY",
+        "filesystem: full (fsync before publishing) or none",
+    ),
+    "s3_endpoint_url": ("MIRROR_S3_ENDPOINT_URL", "S3-compatible endpoint; empty means AWS"),
+    "s3_addressing": ("MIRROR_S3_ADDRESSING", "S3 bucket addressing: auto, path or virtual"),
+    "s3_serve": (
+        "MIRROR_S3_SERVE",
+        "registry blob GETs from S3: redirect (presigned URL) or stream",
+    ),
+    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of presigned blob URLs"),
+}
+_CHOICES = {
+    "storage_durability": ("full", "none"),
+    "s3_addressing": ("auto", "path", "virtual"),
+    "s3_serve": ("redirect", "stream"),
 }
 _ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
 
@@ -209,6 +256,24 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
+    for name, choices in _CHOICES.items():
+        if getattr(args, name) not in choices:
+            flag = "--" + name.replace("_", "-")
+            parser.error(
+                f"{flag} (or {_ENV[name]}) must be one of {', '.join(choices)}, "
+                f"got {getattr(args, name)!r}"
+            )
+    if args.storage_url and not args.storage_url.startswith(("s3://", "file://")):
+        parser.error(
+            f"--storage-url (or MIRROR_STORAGE_URL) must be s3://bucket[/prefix] or "
+            f"file:///path, got {args.storage_url!r}"
+        )
+    seconds = str(args.s3_presign_seconds)
+    if not seconds.isdigit() or not 1 <= int(seconds) <= 7 * 24 * 3600:
+        parser.error(
+            "--s3-presign-seconds (or MIRROR_S3_PRESIGN_SECONDS) must be 1..604800, "
+            f"got {seconds!r}"
+        )
     if not str(args.workers).isdigit() or int(args.workers) < 1:
         parser.error(
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
@@ -222,4 +287,10 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         workers=args.workers,
         log_level=args.log_level.upper(),
         limits=Limits(**limits),  # type: ignore[arg-type]
+        storage_url=args.storage_url,
+        storage_durability=args.storage_durability,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_addressing=args.s3_addressing,
+        s3_serve=args.s3_serve,
+        s3_presign_seconds=int(seconds),
     )

@@ -28,14 +28,13 @@ from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remo
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
 from server.sync import progress
-from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
@@ -82,7 +81,8 @@ class SyncEngine:
         versions: VersionStore,
         content: ContentStore,
         committer: VersionCommitter,
-        storage: BlobStorage,
+        storage: BlobStore,
+        fetcher: BlobFetcher,
         hosts: Hosts,
         *,
         backoff_base: float | None = None,
@@ -94,7 +94,7 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
-        self._fetcher = BlobFetcher(storage)
+        self._fetcher = fetcher
         self._backoff = backoff_base
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
@@ -266,10 +266,12 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-        missing = await asyncio.to_thread(
-            lambda: [b for b in wanted if not self._storage.has(b.digest)]
-        )
+        # One batch: thousands of stat calls stay off the event loop (a thread for files,
+        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+        stored = await self._storage.stat_many([b.digest for b in wanted])
+        missing = [
+            b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
+        ]
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
