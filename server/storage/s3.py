@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 
 PART_SIZE = 8 << 20
 """Bytes buffered per writer before a part goes up (S3's minimum part is 5 MiB)."""
+BUFFER_BUDGET = 24 << 20
+"""Part buffers of all writers of the process together: a download that would need more
+waits (its upstream stream pauses) until an upload frees room, so memory stays bounded
+whatever the download concurrency."""
 STAT_CONCURRENCY = 32
 READ_CHUNK = 1 << 20
 _FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "StorageFull", "InsufficientStorage"}
@@ -61,26 +66,59 @@ def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
 
 
+class _Budget:
+    """Bytes of part buffers the process may hold; waiters queue for room."""
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._room = asyncio.Condition()
+
+    async def take(self, size: int) -> None:
+        async with self._room:
+            await self._room.wait_for(lambda: self._free >= size)
+            self._free -= size
+
+    async def give(self, size: int) -> None:
+        async with self._room:
+            self._free += size
+            self._room.notify_all()
+
+
 class _ObjectWriter(BlobWriter):
     def __init__(self, store: S3BlobStore, expected: Digest, size: int | None) -> None:
         super().__init__(store.name, expected, size)
         self._store = store
         self._key = store.key(expected)
-        self._buffer: list[bytes] = []
-        self._buffered = 0
+        self._part: io.BytesIO | None = None
+        """The part being filled; chunks are copied in once (no join copy at upload)."""
+        self._held = 0
+        """Budget bytes this writer holds for `_part`."""
+        self._sent = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
     async def _consume(self, chunks: list[bytes]) -> None:
         await asyncio.to_thread(self._hash, chunks)
-        self._buffer.extend(chunks)
-        self._buffered += sum(len(c) for c in chunks)
-        if self._buffered >= PART_SIZE:
+        if self._part is None:
+            left = PART_SIZE if self.expected_size is None else self.expected_size - self._sent
+            self._held = max(1, min(PART_SIZE, left))
+            await self._store.budget.take(self._held)
+            self._part = io.BytesIO()
+        for chunk in chunks:
+            self._part.write(chunk)
+        if self._part.tell() >= PART_SIZE:
             await self._upload_part()
 
+    async def _release(self) -> None:
+        self._part = None
+        if self._held:
+            held, self._held = self._held, 0
+            await self._store.budget.give(held)
+
     async def _upload_part(self) -> None:
-        body = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
+        assert self._part is not None
+        body, size = self._part, self._part.tell()
+        body.seek(0)
         client, bucket = self._store.client, self._store.bucket
         try:
             if self._upload_id is None:
@@ -90,30 +128,38 @@ class _ObjectWriter(BlobWriter):
                     Bucket=bucket, Key=self._store.marker(self._upload_id), Body=self._key.encode()
                 )
             number = len(self._parts) + 1
+            # A file object, not bytes: aiohttp streams it (bytes bodies over 1 MiB warn,
+            # and went up ~1.5x slower against moto).
             done = await client.upload_part(
                 Bucket=bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                # A file object, not bytes: aiohttp streams it (bytes over 1 MiB warn, and
-                # measured ~1.5x slower against moto).
-                Body=io.BytesIO(body),
-                ContentLength=len(body),
+                Body=body,
+                ContentLength=size,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _error(self.storage, exc, "uploading a blob part") from exc
+        finally:
+            await self._release()
+        self._sent += size
         self._parts.append({"PartNumber": number, "ETag": done["ETag"]})
 
     async def _publish(self) -> BlobStat:
         client, bucket = self._store.client, self._store.bucket
         try:
             if self._upload_id is None:
-                body = b"".join(self._buffer)
-                await client.put_object(
-                    Bucket=bucket, Key=self._key, Body=io.BytesIO(body), ContentLength=len(body)
-                )
+                body = self._part or io.BytesIO()
+                size = body.tell()
+                body.seek(0)
+                try:
+                    await client.put_object(
+                        Bucket=bucket, Key=self._key, Body=body, ContentLength=size
+                    )
+                finally:
+                    await self._release()
             else:
-                if self._buffered:
+                if self._part is not None and self._part.tell():
                     await self._upload_part()
                 await client.complete_multipart_upload(
                     Bucket=bucket,
@@ -126,17 +172,11 @@ class _ObjectWriter(BlobWriter):
         if self._upload_id is not None:
             with contextlib.suppress(ClientError, BotoCoreError):  # a stale marker is listed
                 await client.delete_object(Bucket=bucket, Key=self._store.marker(self._upload_id))
-        self._buffer = []
-        found = await self._store.stat(self.expected)
-        if found is None:
-            raise StorageError(
-                f"storage {self.storage}: blob {self.expected} vanished after its upload",
-                storage=self.storage,
-            )
-        return found
+        # S3 is read-after-write consistent: no HEAD needed to know what was just written.
+        return BlobStat(self.expected, self.size, time.time())
 
     async def _discard(self) -> None:
-        self._buffer, self._buffered = [], 0
+        await self._release()
         if self._upload_id is not None:
             await self._store.abort_temporary(
                 Temporary(f"{self._key}\n{self._upload_id}", 0.0), quiet=True
@@ -156,9 +196,11 @@ class S3BlobStore:
         self._stack = stack
         self._serve = config.s3_serve
         self._presign_seconds = config.s3_presign_seconds
+        self.budget = _Budget(BUFFER_BUDGET)
 
     @classmethod
-    async def open(cls, config: StorageConfig) -> S3BlobStore:
+    async def open(cls, config: StorageConfig, *, check_bucket: bool = True) -> S3BlobStore:
+        """A store on a started client; the bucket must exist (checked unless told not to)."""
         parsed = urlsplit(config.url)
         if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
             raise ValueError(f"storage URL must be s3://bucket[/prefix], got {config.url!r}")
@@ -185,10 +227,18 @@ class S3BlobStore:
             )
         )
         store = cls(config, client, stack)
+        if not check_bucket:
+            return store
         try:
             await client.head_bucket(Bucket=store.bucket)
         except (ClientError, BotoCoreError) as exc:
             await stack.aclose()
+            if isinstance(exc, ClientError) and _missing(exc):
+                raise StorageError(
+                    f"storage {store.name}: bucket {store.bucket!r} does not exist",
+                    storage=store.name,
+                    reason="STORAGE_BUCKET_MISSING",
+                ) from exc
             raise _error(store.name, exc, "opening the bucket") from exc
         return store
 
