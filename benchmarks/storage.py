@@ -8,12 +8,19 @@ its environment; moto runs as its own process, started before the timed phase. m
 Python S3 server (it parses every request and keeps objects in memory/temp files), so its CPU
 time per phase is reported beside the wall: on a real S3-compatible server that share goes
 elsewhere. Samples alternate backends within a run so drift hits both alike.
+
+`moto floor`: the same number of bytes in the same number of objects uploaded straight to
+moto (multipart, 8 MiB parts, 10 at a time, no download, no hashing): what moto alone allows
+on this machine, the S3 counterpart of the sync section's raw floor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +80,9 @@ async def measure(
                 }
                 samples[backend].append(row)
                 log(f"storage run {run + 1} {backend}: {row}")
+            floor = await _moto_floor(moto, workload.describe())
+            samples.setdefault("moto floor", []).append(floor)
+            log(f"storage run {run + 1} moto floor: {floor}")
     medians = {
         backend: {
             key: statistics.median(v for r in rows if (v := r[key]) is not None)
@@ -83,7 +93,8 @@ async def measure(
         for backend, rows in samples.items()
     }
     ratio = medians["s3"]["wall"] / medians["filesystem"]["wall"]
-    rss = max(m["peak_rss_mib"] or 0.0 for m in medians.values())
+    over_floor = medians["s3"]["wall"] / medians["moto floor"]["wall"]
+    rss = max(medians[b]["peak_rss_mib"] or 0.0 for b in BACKENDS)
     return {
         "workload": workload.describe(),
         "samples": samples,
@@ -93,6 +104,11 @@ async def measure(
                 "target": f"S3 first sync <= {RATIO_TARGET}x filesystem",
                 "value": round(ratio, 2),
                 "status": "PASS" if ratio <= RATIO_TARGET else "FAIL",
+            },
+            {
+                "target": "S3 first sync / moto floor (information)",
+                "value": round(over_floor, 2),
+                "status": "INFO",
             },
             {
                 "target": f"peak RSS <= {RSS_TARGET_MIB:.0f} MiB on both",
@@ -115,3 +131,61 @@ def format_table(result: dict[str, Any]) -> str:
     for target in result["targets"]:
         lines.append(f"  {target['status']}: {target['target']} (measured {target['value']})")
     return "\n".join(lines)
+
+
+async def _moto_floor(moto: MotoServer, described: dict[str, Any]) -> dict[str, Any]:
+    """Upload the workload's byte count as its number of objects straight to moto."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    count = int(described["distinct_blobs"])
+    size = int(described["blob_bytes"]) // count
+    part = os.urandom(8 << 20)
+    bucket = moto.new_bucket()
+    config = AioConfig(
+        s3={"addressing_style": "path", "payload_signing_enabled": False},
+        request_checksum_calculation="when_required",
+        max_pool_connections=64,
+    )
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=moto.url, region_name="us-east-1", config=config
+    ) as client:
+        slots = asyncio.Semaphore(10)
+
+        async def one(index: int) -> None:
+            async with slots:
+                key = f"floor/{index}"
+                upload = await client.create_multipart_upload(Bucket=bucket, Key=key)
+                parts = []
+                for number, start in enumerate(range(0, size, len(part)), 1):
+                    body = part[: min(len(part), size - start)]
+                    done = await client.upload_part(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload["UploadId"],
+                        PartNumber=number,
+                        Body=io.BytesIO(body),
+                        ContentLength=len(body),
+                    )
+                    parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                await client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload["UploadId"],
+                    MultipartUpload={"Parts": parts},
+                )
+
+        moto_before = proc_cpu_seconds(moto.pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        wall = time.perf_counter() - started
+        moto_after = proc_cpu_seconds(moto.pid)
+    return {
+        "wall": round(wall, 2),
+        "cpu": None,
+        "peak_rss_mib": None,
+        "moto_cpu": round(moto_after - moto_before, 2)
+        if moto_before is not None and moto_after is not None
+        else None,
+    }
