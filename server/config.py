@@ -189,7 +189,6 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of a presigned blob URL"),
 }
-
 _CHOICES = {
     "storage_durability": ("full", "none"),
     "s3_addressing": ("auto", "path", "virtual"),

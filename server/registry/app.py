@@ -158,7 +158,10 @@ async def blob(request: web.Request) -> web.StreamResponse:
     # A stored blob of another size than recorded is damaged: fetch it again if we can.
     if stored is not None and stored.size == found.size:
         return await _stored_response(request, storage, stored, headers)
-    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    # The remote the content came from (a repository re-pointed since keeps serving older
+    # versions' layers from where they were synced), else the repository's remote.
+    source = found.remote_pk if found.remote_pk is not None else served.remote_pk
+    remote = None if source is None else await pull.remote(source)
     if remote is None:
         return errors.error_response(
             errors.BLOB_UNKNOWN,
