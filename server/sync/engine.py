@@ -23,6 +23,7 @@ from server import metrics
 from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import (
+    ContentCollected,
     FailedPrecondition,
     MirrorError,
     NotFound,
@@ -53,9 +54,10 @@ from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.syncs import SyncParameters
 from server.domain.tasks import ProgressReport, ProgressState
-from server.storage import BlobFetcher, BlobStore
+from server.storage import BlobFetcher, BlobStat, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
+from server.store.guard import BlobGuard
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
@@ -94,6 +96,7 @@ class SyncEngine:
         storage: BlobStore,
         fetcher: BlobFetcher,
         hosts: Hosts,
+        guard: BlobGuard,
         *,
         backoff_base: float | None = None,
         limits: Limits | None = None,
@@ -105,6 +108,7 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
+        self._guard = guard
         self._fetcher = fetcher
         self._backoff = backoff_base
         self._limits = limits or Limits()
@@ -311,12 +315,8 @@ class SyncEngine:
         return sorted(wanted.values(), key=lambda d: d.digest), foreign
 
     async def _missing_blobs(self, wanted: list[Descriptor]) -> list[Descriptor]:
-        # One batch: thousands of stat calls stay off the event loop (a thread for files,
-        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
-        stored = await self._storage.stat_many([b.digest for b in wanted])
-        return [
-            b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
-        ]
+        """What a dry run would download: a stat only, no claim (a dry run writes no row)."""
+        return _missing(wanted, await self._storage.stat_many([b.digest for b in wanted]))
 
     async def _preview(
         self, params: SyncParameters, remote: Remote, upstream: Upstream, snapshot: Snapshot
@@ -369,7 +369,15 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        missing = await self._missing_blobs(wanted)
+        async with self._guard.shared():
+            # Rows first, then storage, under the guard: garbage collection cannot delete an
+            # object between "it is there" and the commit that references it (guard.py).
+            # Blobs of known manifests need no claim: their (touched) manifest keeps them.
+            await self._content.claim_blobs(b for m in snapshot.new_manifests for b in m.blobs)
+            # One batch: thousands of stat calls stay off the event loop (a thread for files,
+            # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+            stored = await self._storage.stat_many([b.digest for b in wanted])
+        missing = _missing(wanted, stored)
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
@@ -412,7 +420,11 @@ class SyncEngine:
             self._content.blob_ids(blob_digests),
         )
         if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
+            # Only garbage collection deletes manifest rows; it won a race with this sync.
+            raise ContentCollected(
+                "a manifest this sync relied on was garbage-collected while it ran; "
+                "run the sync again"
+            )
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
         )
@@ -453,3 +465,8 @@ class SyncEngine:
                 log.info("keeping %s: %s", old.name, exc)
             except MirrorError as exc:  # e.g. deleted meanwhile by a user
                 await context.warn(f"retain_versions could not delete {old.name}: {exc.message}")
+
+
+def _missing(wanted: list[Descriptor], stored: dict[Digest, BlobStat]) -> list[Descriptor]:
+    """The wanted blobs not in storage; a stored blob of the wrong size is damaged: fetch it."""
+    return [b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size]

@@ -197,7 +197,7 @@ def test_cli_durations(text: str, seconds: float) -> None:
     assert duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "-5m", "0", "1w"])
+@pytest.mark.parametrize("text", ["", "soon", "-5m", "1w"])
 def test_bad_cli_durations(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         duration(text)
