@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import commands
+from . import access_commands, commands
+from .auth import channel_credentials, resolve_token
 from .commands import UsageError
 from .errors import MirrorClientError
 from .options import (
@@ -46,6 +47,29 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
         "--server",
         default=server_default if top else argparse.SUPPRESS,
         help=f"host:port of the server (env MIRROR_SERVER, default {DEFAULT_TARGET})",
+    )
+    common.add_argument(
+        "--token",
+        default=None if top else argparse.SUPPRESS,
+        help="API token (else env MIRROR_TOKEN, MIRROR_TOKEN_FILE, ./.mirror-data/admin-token)",
+    )
+    common.add_argument(
+        "--ca-file",
+        default=os.environ.get("MIRROR_CA_FILE") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="use TLS, trusting this CA bundle (env MIRROR_CA_FILE)",
+    )
+    common.add_argument(
+        "--client-cert",
+        default=os.environ.get("MIRROR_CLIENT_CERT") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="client certificate for mTLS (env MIRROR_CLIENT_CERT)",
+    )
+    common.add_argument(
+        "--client-key",
+        default=os.environ.get("MIRROR_CLIENT_KEY") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="private key of --client-cert (env MIRROR_CLIENT_KEY)",
     )
     common.add_argument(
         "-o",
@@ -134,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--repository", metavar="REPO", help="serve its latest version")
     target.add_argument("--version", nargs=2, metavar=("REPO", "NUMBER"), help="pin a version")
+    p.add_argument("--public", action="store_true", help="anyone may pull, without credentials")
     leaf(dists, "list", commands.distribution_list, "list distributions")
     leaf(dists, "show", commands.distribution_show, "show a distribution").add_argument("name")
     p = leaf(dists, "update", commands.distribution_update, "update a distribution")
@@ -143,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group()
     target.add_argument("--repository", metavar="REPO")
     target.add_argument("--version", nargs=2, metavar=("REPO", "NUMBER"))
+    visibility = p.add_mutually_exclusive_group()
+    visibility.add_argument("--public", dest="public", action="store_true", default=None)
+    visibility.add_argument(
+        "--private", dest="public", action="store_false", help="pull needs a token (default)"
+    )
     p = leaf(dists, "delete", commands.distribution_delete, "delete a distribution")
     p.add_argument("name")
 
@@ -154,6 +184,45 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(tasks, "show", commands.task_show, "show a task").add_argument("id")
     leaf(tasks, "cancel", commands.task_cancel, "cancel a task").add_argument("id")
     leaf(tasks, "watch", commands.task_watch, "follow a task until it ends").add_argument("id")
+
+    # principals, tokens, grants
+    roles = ("viewer", "editor", "admin", "none")
+    principals = group("principal", "users and service accounts that call the API")
+    p = leaf(principals, "create", access_commands.principal_create, "create a principal")
+    p.add_argument("name")
+    p.add_argument("--role", choices=roles, default="none", help="global role (default none)")
+    p.add_argument("--description", default="")
+    leaf(principals, "list", access_commands.principal_list, "list principals")
+    p = leaf(principals, "show", access_commands.principal_show, "show a principal and grants")
+    p.add_argument("name")
+    p = leaf(principals, "update", access_commands.principal_update, "change role/description")
+    p.add_argument("name")
+    p.add_argument("--role", choices=roles)
+    p.add_argument("--description")
+    p = leaf(principals, "delete", access_commands.principal_delete, "delete a principal")
+    p.add_argument("name")
+    tokens = group("token", "API tokens of principals (secrets shown once)")
+    p = leaf(tokens, "create", access_commands.token_create, "create a token, print its secret")
+    p.add_argument("principal")
+    p.add_argument("--description", default="")
+    p.add_argument("--expires-in-days", type=int, default=0, metavar="N", help="0: never")
+    p.add_argument("--secret-only", action="store_true", help="print only the secret")
+    leaf(tokens, "list", access_commands.token_list, "list a principal's tokens").add_argument(
+        "principal"
+    )
+    p = leaf(tokens, "revoke", access_commands.token_revoke, "revoke a token at once")
+    p.add_argument("name", metavar="principals/P/tokens/ID")
+    grants = group("grant", "roles of principals on single repositories")
+    p = leaf(grants, "add", access_commands.grant_add, "grant a role on a repository")
+    p.add_argument("principal")
+    p.add_argument("repository")
+    p.add_argument("--role", choices=("viewer", "editor"), required=True)
+    leaf(grants, "list", access_commands.grant_list, "list a principal's grants").add_argument(
+        "principal"
+    )
+    p = leaf(grants, "remove", access_commands.grant_remove, "remove a grant")
+    p.add_argument("principal")
+    p.add_argument("repository")
 
     # sync
     p = groups.add_parser("sync", help="sync a repository from a remote", parents=[common])
@@ -181,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Output(args.output)
     try:
-        with MirrorClient(args.server) as client:
+        token = resolve_token(args.token)
+        credentials = channel_credentials(args.ca_file, args.client_cert, args.client_key)
+        with MirrorClient(args.server, token=token, credentials=credentials) as client:
             return args.func(client, args, out)
     except MirrorClientError as err:
         message = _connection_message(args.server, err) if err.is_connection_error else str(err)

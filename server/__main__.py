@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 
-from server.app import serve
+from server.app import rotate_secret_key, serve
 from server.config import parse_settings
 
 
@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.rotate_secret_key:
+        asyncio.run(rotate_secret_key(settings))
+        return
     asyncio.run(serve(settings))
 
 

@@ -76,15 +76,17 @@ class ServingQueries:
         pk, name, latest, remote_pk, pinned = row
         return Served(pk, name, latest if pinned is None else pinned, remote_pk)
 
-    async def catalog(self, limit: int, after: str) -> list[str]:
+    async def catalog_entries(self, limit: int, after: str) -> list[tuple[str, str, bool]]:
+        """(base path, repository id, public) of distributions after `after`, by base path."""
         async with self._db.session() as session:
             rows = await session.execute(
-                select(DistributionRow.base_path)
+                select(DistributionRow.base_path, RepositoryRow.name, DistributionRow.public)
+                .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
                 .where(DistributionRow.base_path > after)
                 .order_by(DistributionRow.base_path)
                 .limit(limit)
             )
-            return list(rows.scalars())
+            return [(path, repo, bool(public)) for path, repo, public in rows]
 
     async def tags(self, served: Served, limit: int, after: str) -> list[str]:
         async with self._db.session() as session:

@@ -10,6 +10,7 @@ what skopeo wrote (OCI layout or ``dir:``) against what was pushed upstream, byt
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -23,12 +24,14 @@ import aiohttp
 import grpc
 import pytest
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import Services, start_registry
 from server.config import Settings
 from tests.support import images as img
 from tests.support.registry import RegistryProcess, registry_available
+from tests.support.registry_auth import DockerTokenAuth
 
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
 SYNC_TIMEOUT = 30.0
@@ -70,11 +73,19 @@ def upstream_name() -> str:
 
 @pytest.fixture
 async def e2e(
-    grpc_target: str, registry_endpoint: str, settings: Settings, tmp_path: Path
+    grpc_target: str, admin_token: str, registry_endpoint: str, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[E2E]:
-    async with grpc.aio.insecure_channel(grpc_target) as channel:
-        async with aiohttp.ClientSession(auto_decompress=False) as http:
-            yield E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http)
+    async with grpc.aio.insecure_channel(
+        grpc_target, interceptors=aio_interceptors(admin_token)
+    ) as channel:
+        # The pull side runs as shipped, with access control: raw requests answer the Bearer
+        # challenge with a token for `admin`, and skopeo finds admin's credentials in the
+        # auth file `skopeo login` would write (tests of login itself are in test_access_*).
+        auth_file = write_auth_file(tmp_path / "auth.json", registry_endpoint, "admin", admin_token)
+        async with aiohttp.ClientSession(
+            auto_decompress=False, middlewares=(DockerTokenAuth("admin", admin_token),)
+        ) as http:
+            yield E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http, auth_file)
 
 
 # ---------------------------------------------------------------------------- client
@@ -99,8 +110,10 @@ class E2E:
         data_dir: Path,
         tmp_path: Path,
         http: aiohttp.ClientSession,
+        auth_file: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.auth_file = auth_file
         self.base_url = f"http://{endpoint}"
         self.data_dir = data_dir
         self.tmp_path = tmp_path
@@ -209,6 +222,7 @@ class E2E:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=skopeo_env(self.auth_file),
         )
         try:
             async with asyncio.timeout(SKOPEO_TIMEOUT):
@@ -251,6 +265,21 @@ class E2E:
     # -- raw HTTP --------------------------------------------------------------------
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+def write_auth_file(path: Path, endpoint: str, user: str, secret: str) -> Path:
+    """The containers-auth.json that `skopeo login` writes for `endpoint`."""
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    path.write_text(json.dumps({"auths": {endpoint: {"auth": auth}}}))
+    path.chmod(0o600)
+    return path
+
+
+def skopeo_env(auth_file: Path | None) -> dict[str, str]:
+    """skopeo's environment: only `auth_file` as credentials (never the user's own)."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}
+    env["REGISTRY_AUTH_FILE"] = str(auth_file) if auth_file else "/nonexistent/auth.json"
+    return env
 
 
 # ---------------------------------------------------------------------------- checks

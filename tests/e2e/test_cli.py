@@ -46,6 +46,9 @@ class ServerProcess:
     address: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    workdir: Path
+    """The server's working directory: its data dir is `./.mirror-data` there, and mirrorctl
+    runs there too, so it finds the admin token as in the README."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -76,14 +79,14 @@ def start_server(workdir: Path) -> ServerProcess:
                 "--registry-address",
                 f"127.0.0.1:{registry_port}",
                 "--data-dir",
-                str(workdir / "data"),
+                ".mirror-data",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
             env=clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc)
+    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc, workdir)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -126,6 +129,7 @@ def ctl(
         text=True,
         timeout=60,
         env=dict(env) if env is not None else clean_env(),
+        cwd=server.workdir if server is not None else None,
         check=False,
     )
 
@@ -322,7 +326,17 @@ def test_errors_are_one_line_on_stderr(server: ServerProcess) -> None:
 def test_mirror_server_environment_variable(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-env"))
     listed = as_json(
-        ctl(None, "-o", "json", "repository", "list", env=clean_env(MIRROR_SERVER=server.address))
+        ctl(
+            None,
+            "-o",
+            "json",
+            "repository",
+            "list",
+            env=clean_env(
+                MIRROR_SERVER=server.address,
+                MIRROR_TOKEN_FILE=str(server.workdir / ".mirror-data" / "admin-token"),
+            ),
+        )
     )
     assert "repositories/e2e-env" in [r["name"] for r in listed]
     # The variable is really used: pointing it at nothing fails.

@@ -51,7 +51,7 @@ async def test_reflection_and_health(grpc_target: str) -> None:
     assert sorted(services) == sorted(
         [*MIRROR_SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
     )
-    assert len(MIRROR_SERVICES) == 7
+    assert len(MIRROR_SERVICES) == 8  # with AccessService
     for name in MIRROR_SERVICES:
         expected = [m.name for m in pb.DESCRIPTOR.services_by_name[name.split(".")[-1]].methods]
         assert methods[name] == expected, name
@@ -64,6 +64,7 @@ async def test_reflection_and_health(grpc_target: str) -> None:
     ]
     assert filename.endswith("mirror.proto")
 
+    # Health and reflection need no credentials (load balancers and grpcurl probe them).
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in ("", *MIRROR_SERVICES):
