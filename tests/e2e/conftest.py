@@ -215,24 +215,7 @@ class E2E:
 
     async def skopeo(self, *args: str) -> SkopeoResult:
         """Run skopeo without blocking the event loop the server runs in."""
-        proc = await asyncio.create_subprocess_exec(
-            SKOPEO,
-            "--insecure-policy",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=skopeo_env(self.auth_file),
-        )
-        try:
-            async with asyncio.timeout(SKOPEO_TIMEOUT):
-                stdout, stderr = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.communicate()
-            raise
-        assert proc.returncode is not None
-        return SkopeoResult(proc.returncode, stdout, stderr)
+        return await run_skopeo(self.auth_file, *args)
 
     async def inspect(self, base_path: str, tag: str, *extra: str) -> dict[str, object]:
         result = await self.skopeo(
@@ -265,6 +248,28 @@ class E2E:
     # -- raw HTTP --------------------------------------------------------------------
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+async def run_skopeo(auth_file: Path | None, *args: str) -> SkopeoResult:
+    """skopeo with `auth_file` as its only credentials, off the event loop's thread."""
+    proc = await asyncio.create_subprocess_exec(
+        SKOPEO,
+        "--insecure-policy",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=skopeo_env(auth_file),
+    )
+    try:
+        async with asyncio.timeout(SKOPEO_TIMEOUT):
+            stdout, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.communicate()
+        raise
+    assert proc.returncode is not None
+    return SkopeoResult(proc.returncode, stdout, stderr)
 
 
 def write_auth_file(path: Path, endpoint: str, user: str, secret: str) -> Path:

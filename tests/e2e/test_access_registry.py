@@ -9,8 +9,12 @@ unsigned and foreign ones are refused, and a token for one repository does not p
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
+import shutil
+import ssl
 import time
 from pathlib import Path
 
@@ -20,10 +24,21 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from client import AsyncMirrorClient
+from client.auth import channel_credentials, read_token_file
 from protos import mirror_pb2 as pb
-from tests.e2e.conftest import E2E, check_oci_layout, needs_registry, needs_skopeo
+from server.app import build_services, start_grpc, start_registry
+from server.config import Settings
+from tests.e2e.conftest import (
+    E2E,
+    check_oci_layout,
+    needs_registry,
+    needs_skopeo,
+    run_skopeo,
+    write_auth_file,
+)
 from tests.support import images as img
 from tests.support.access import principal_with_token
+from tests.support.certs import CertificateAuthority
 from tests.support.registry import RegistryProcess
 from tests.support.registry_auth import parse_challenge
 
@@ -207,3 +222,72 @@ async def test_bearer_tokens_scoped_signed_and_short_lived(
         assert await catalog(basic("puller", puller)) == ["private/app"]
         assert await catalog(basic("admin", admin_token)) == ["private/app", "private/other"]
         assert await catalog({}) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_tls_on_the_registry_port_with_skopeo_cert_dir(
+    settings: Settings,
+    upstream_registry: RegistryProcess,
+    upstream_name: str,
+    tmp_path: Path,
+) -> None:
+    """Both ports on TLS with a certificate the test makes; skopeo trusts its CA through
+    `--src-cert-dir` (and refuses the port without it); mirrorctl-style clients through a
+    CA file."""
+    ca = CertificateAuthority(tmp_path / "pki")
+    issued = ca.issue("server", "mirror", server=True)
+    tls = dataclasses.replace(settings, tls_cert=issued.cert, tls_key=issued.key)
+    image = img.make_image("tls-image", layers=2, layer_size=1024)
+    await img.push_image(upstream_registry.url, upstream_name, "v1", image)
+    cert_dir = tmp_path / "certs.d"
+    cert_dir.mkdir()
+    shutil.copy(ca.cert, cert_dir / "ca.crt")
+    async with build_services(tls) as services:
+        grpc_server, grpc_port = await start_grpc(services, "127.0.0.1:0")
+        runner, port = await start_registry(services, "127.0.0.1:0")
+        endpoint = f"127.0.0.1:{port}"
+        token = read_token_file(tls.admin_token_file)
+        try:
+            async with AsyncMirrorClient(
+                f"127.0.0.1:{grpc_port}",
+                timeout=30,
+                token=token,
+                credentials=channel_credentials(ca.cert),
+            ) as client:
+                await client.create_repository("tls")
+                await client.create_remote("tls", upstream_registry.url, upstream_name)
+                async with asyncio.timeout(30):
+                    events = [e async for e in client.sync("tls", "tls")]
+                assert events[-1].task.state == pb.TASK_STATE_COMPLETED
+                await client.create_distribution("tls", "secure/app", repository="tls")
+
+            auth_file = write_auth_file(tmp_path / "auth.json", endpoint, "admin", token)
+            ref = f"docker://{endpoint}/secure/app:v1"
+            untrusted = await run_skopeo(auth_file, "inspect", ref)
+            assert untrusted.returncode != 0
+            assert b"certificate" in untrusted.stderr.lower(), untrusted.stderr
+            out = tmp_path / "tls-copy"
+            copied = await run_skopeo(
+                auth_file,
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-cert-dir",
+                str(cert_dir),
+                ref,
+                f"oci:{out}",
+            )
+            copied.check()
+            check_oci_layout(out, image)
+            # The realm in the challenge is https on this port.
+            context = ssl.create_default_context(cafile=str(ca.cert))
+            async with aiohttp.ClientSession() as http:
+                async with http.get(
+                    f"https://{endpoint}/v2/secure/app/tags/list", ssl=context
+                ) as resp:
+                    assert resp.status == 401
+                    challenge = parse_challenge(resp.headers["WWW-Authenticate"])
+            assert challenge["realm"] == f"https://{endpoint}/token"
+        finally:
+            await runner.cleanup()
+            await grpc_server.stop(None)
