@@ -2,8 +2,9 @@
 every call) and TLS channel credentials (a CA file, optionally a client certificate).
 
 ``mirrorctl`` finds its token in this order: ``--token``, ``MIRROR_TOKEN``,
-``MIRROR_TOKEN_FILE``, then ``./.mirror-data/admin-token`` (the file the server writes on first
-start), so the README's sessions run unchanged from the project directory.
+``MIRROR_TOKEN_FILE``, the profile's ``token``/``token_file``, then
+``./.mirror-data/admin-token`` (the file the server writes on first start), so the README's
+sessions run unchanged from the project directory.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ def resolve_token(
     flag: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    profile_token: str | None = None,
 ) -> str | None:
-    """The token to use: ``flag``, ``MIRROR_TOKEN``, ``MIRROR_TOKEN_FILE``, then
-    ``./.mirror-data/admin-token`` if it exists; None when there is none."""
+    """The token to use: ``flag``, ``MIRROR_TOKEN``, ``MIRROR_TOKEN_FILE``, the profile's
+    (mirrorctl's configuration file), then ``./.mirror-data/admin-token`` if it exists; None
+    when there is none."""
     env = os.environ if env is None else env
     if flag:
         return flag.strip()
@@ -51,6 +55,8 @@ def resolve_token(
         return env["MIRROR_TOKEN"].strip()
     if env.get("MIRROR_TOKEN_FILE"):
         return read_token_file(Path(env["MIRROR_TOKEN_FILE"]))
+    if profile_token:
+        return profile_token
     default = (cwd or Path.cwd()) / DEFAULT_TOKEN_FILE
     if default.is_file():
         return read_token_file(default)

@@ -1,8 +1,10 @@
 """``mirrorctl``: the command-line client of the mirror service.
 
 Argument parsing lives here; the command handlers are in :mod:`client.commands`, output in
-:mod:`client.render` and live sync progress in :mod:`client.progress`. Exit status: 0 on
-success, 1 for a failed call or task, 2 for a usage error, 130 when interrupted.
+:mod:`client.render`, live sync progress in :mod:`client.progress` and the configuration
+file's profiles in :mod:`client.config`. ``mirrorctl completion bash|zsh`` prints a shell
+completion script generated from this parser (``shtab``). Exit status: 0 on success, 1 for
+a failed call or task, 2 for a usage or configuration error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import grpc
+import shtab
 
 from . import access_commands, commands
 from .auth import channel_credentials, resolve_token
 from .commands import UsageError
+from .config import ConfigError, Profile, config_path, load_profile
 from .errors import MirrorClientError
 from .options import (
     add_remote_options,
@@ -25,7 +32,8 @@ from .options import (
     version_ref,
 )
 from .render import Output
-from .sync_client import DEFAULT_TARGET, MirrorClient
+from .sync_client import MirrorClient
+from .transport import DEFAULT_TARGET
 
 __all__ = ["build_parser", "main", "remote_fields"]
 
@@ -39,14 +47,20 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
     """Global options, also accepted after the command (``mirrorctl repo list -o json``).
 
     Only the top-level copy has defaults; the per-command copies default to SUPPRESS so
-    that they never overwrite a value given before the command.
+    that they never overwrite a value given before the command. ``--server`` defaults to
+    None: :func:`connection` then consults MIRROR_SERVER, the profile and the default.
     """
-    server_default = os.environ.get("MIRROR_SERVER") or DEFAULT_TARGET
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--server",
-        default=server_default if top else argparse.SUPPRESS,
-        help=f"host:port of the server (env MIRROR_SERVER, default {DEFAULT_TARGET})",
+        default=None if top else argparse.SUPPRESS,
+        help="host:port of the server (env MIRROR_SERVER; else the profile's server; "
+        f"default {DEFAULT_TARGET})",
+    )
+    common.add_argument(
+        "--profile",
+        default=None if top else argparse.SUPPRESS,
+        help=f"profile of the configuration file (env MIRROR_PROFILE; file {_config_hint()})",
     )
     common.add_argument(
         "--token",
@@ -81,6 +95,13 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _config_hint() -> str:
+    """The configuration file's path as help text shows it (``~`` for the home directory)."""
+    path = str(config_path())
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + os.sep) else path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``mirrorctl`` argument parser; each command sets ``func``."""
     common = _common_options(top=False)
@@ -112,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--description")
     p.add_argument("--retain-versions", type=int, metavar="N")
+    p.add_argument(
+        "--mirror",
+        choices=("true", "false"),
+        help="false turns a mirror into a push repository (pushes and content operations "
+        "are then accepted); true freezes it as a mirror",
+    )
     leaf(repos, "delete", commands.repository_delete, "delete a repository").add_argument("name")
 
     # remote
@@ -135,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(versions, "delete", commands.version_delete, "delete a version (not the latest)")
     p.add_argument("repository")
     p.add_argument("number", type=version_number, metavar="NUMBER")
+    p = leaf(versions, "rollback", commands.version_rollback, "new latest version = an older one")
+    p.add_argument("repository")
+    p.add_argument("number", type=version_number, metavar="NUMBER")
 
     # content
     content = group("content", "blobs, manifests, tags and signatures of versions")
@@ -148,6 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base", type=version_ref, metavar="BASE")
     p.add_argument("target", type=version_ref, metavar="TARGET")
     p.add_argument("--type", type=content_type, metavar="TYPE")
+    p = leaf(content, "copy", commands.content_copy, "copy tags with their images into a repo")
+    p.add_argument("source", metavar="SOURCE", help="repository (latest) or REPO/versions/N")
+    p.add_argument("destination", metavar="DEST", help="repository to copy into")
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="name or wildcard; repeat"
+    )
+    p = leaf(content, "tag", commands.content_tag, "point a tag at a manifest")
+    p.add_argument("repository")
+    p.add_argument("tag")
+    p.add_argument("digest")
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
+    p = leaf(content, "untag", commands.content_untag, "remove a tag (the manifest stays)")
+    p.add_argument("repository")
+    p.add_argument("tag")
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
+    p = leaf(content, "modify", commands.content_modify, "add and remove content, one version")
+    p.add_argument("repository")
+    p.add_argument("--add", action="append", default=[], metavar="REF", help="tag or digest")
+    p.add_argument("--from", dest="source", metavar="SOURCE", help="where --add looks")
+    p.add_argument(
+        "--remove", action="append", default=[], metavar="REF", help="tag or digest; repeat"
+    )
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
 
     # distribution
     dists = group("distribution", "publish repositories over the registry API", ["dist"])
@@ -232,7 +285,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true", help="make the version match upstream")
     p.add_argument("--detach", action="store_true", help="print the task and return")
     p.add_argument("--request-id", metavar="UUID", help="idempotency key")
+
+    # completion (needs no server)
+    p = groups.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script. bash: "
+        "mirrorctl completion bash > ~/.local/share/bash-completion/completions/mirrorctl ; "
+        'zsh: mirrorctl completion zsh > "${fpath[1]}/_mirrorctl"',
+    )
+    p.add_argument("shell", choices=("bash", "zsh"))
+    p.set_defaults(func=None, completion=True)
     return parser
+
+
+def connection(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[str, Profile]:
+    """The server to call and the profile in force: flag > variable > profile > default."""
+    env = os.environ if env is None else env
+    profile = load_profile(args.profile, env)
+    server = args.server or env.get("MIRROR_SERVER") or profile.server or DEFAULT_TARGET
+    return server, profile
+
+
+def _credentials(args: argparse.Namespace, profile: Profile) -> grpc.ChannelCredentials | None:
+    """TLS credentials verifying the server against `--ca-file` (or the profile's CA), with a
+    client certificate for mTLS when given; None (plaintext) without any."""
+    ca_file = args.ca_file or profile.ca_file
+    try:
+        return channel_credentials(ca_file, args.client_cert, args.client_key)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the CA or client certificate files: {exc}") from None
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -248,14 +332,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mirrorctl`` and return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "completion", False):
+        print(shtab.complete(parser, shell=args.shell), end="")
+        return 0
     out = Output(args.output)
+    server = args.server or DEFAULT_TARGET
     try:
-        token = resolve_token(args.token)
-        credentials = channel_credentials(args.ca_file, args.client_cert, args.client_key)
-        with MirrorClient(args.server, token=token, credentials=credentials) as client:
+        server, profile = connection(args)
+        token = resolve_token(args.token, profile_token=profile.token)
+        credentials = _credentials(args, profile)
+        with MirrorClient(server, token=token, credentials=credentials) as client:
             return args.func(client, args, out)
+    except ConfigError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
     except MirrorClientError as err:
-        message = _connection_message(args.server, err) if err.is_connection_error else str(err)
+        message = _connection_message(server, err) if err.is_connection_error else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 1
     except (UsageError, ValueError) as err:

@@ -63,6 +63,14 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_VIEWER: _ClassVar[Role]
     ROLE_EDITOR: _ClassVar[Role]
     ROLE_ADMIN: _ClassVar[Role]
+
+class VersionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_SOURCE_UNSPECIFIED: _ClassVar[VersionSource]
+    VERSION_SOURCE_CREATED: _ClassVar[VersionSource]
+    VERSION_SOURCE_SYNC: _ClassVar[VersionSource]
+    VERSION_SOURCE_PUSH: _ClassVar[VersionSource]
+    VERSION_SOURCE_OPERATION: _ClassVar[VersionSource]
 POLICY_UNSPECIFIED: Policy
 POLICY_IMMEDIATE: Policy
 POLICY_ON_DEMAND: Policy
@@ -95,6 +103,11 @@ ROLE_UNSPECIFIED: Role
 ROLE_VIEWER: Role
 ROLE_EDITOR: Role
 ROLE_ADMIN: Role
+VERSION_SOURCE_UNSPECIFIED: VersionSource
+VERSION_SOURCE_CREATED: VersionSource
+VERSION_SOURCE_SYNC: VersionSource
+VERSION_SOURCE_PUSH: VersionSource
+VERSION_SOURCE_OPERATION: VersionSource
 
 class Remote(_message.Message):
     __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time", "header_names")
@@ -198,18 +211,24 @@ class Repository(_message.Message):
     def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., description: _Optional[str] = ..., latest_version: _Optional[str] = ..., versions: _Optional[str] = ..., retain_versions: _Optional[int] = ..., mirror: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_version_number: _Optional[int] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("name", "number", "base_version", "create_time", "content_summary")
+    __slots__ = ("name", "number", "base_version", "create_time", "content_summary", "source", "principal", "source_detail")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DETAIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     number: int
     base_version: str
     create_time: _timestamp_pb2.Timestamp
     content_summary: ContentSummary
-    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., base_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_summary: _Optional[_Union[ContentSummary, _Mapping]] = ...) -> None: ...
+    source: VersionSource
+    principal: str
+    source_detail: str
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., base_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_summary: _Optional[_Union[ContentSummary, _Mapping]] = ..., source: _Optional[_Union[VersionSource, str]] = ..., principal: _Optional[str] = ..., source_detail: _Optional[str] = ...) -> None: ...
 
 class ContentSummary(_message.Message):
     __slots__ = ("added", "removed", "present")
@@ -278,7 +297,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress_reports: _Optional[_Iterable[_Union[ProgressReport, _Mapping]]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., created_resources: _Optional[_Iterable[str]] = ..., reserved_resources: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProgressReport(_message.Message):
-    __slots__ = ("code", "message", "done", "total", "done_bytes", "total_bytes", "state")
+    __slots__ = ("code", "message", "done", "total", "done_bytes", "total_bytes", "state", "unit")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +305,7 @@ class ProgressReport(_message.Message):
     DONE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     done: int
@@ -293,7 +313,8 @@ class ProgressReport(_message.Message):
     done_bytes: int
     total_bytes: int
     state: ProgressState
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., done_bytes: _Optional[int] = ..., total_bytes: _Optional[int] = ..., state: _Optional[_Union[ProgressState, str]] = ...) -> None: ...
+    unit: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., done_bytes: _Optional[int] = ..., total_bytes: _Optional[int] = ..., state: _Optional[_Union[ProgressState, str]] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class TaskError(_message.Message):
     __slots__ = ("code", "reason", "message", "metadata")
@@ -725,6 +746,100 @@ class DiffVersionsResponse(_message.Message):
     next_page_token: str
     summary: ContentSummary
     def __init__(self, changes: _Optional[_Iterable[_Union[ContentChange, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., summary: _Optional[_Union[ContentSummary, _Mapping]] = ...) -> None: ...
+
+class ModifyContentRequest(_message.Message):
+    __slots__ = ("repository", "base_version", "add", "source_version", "remove")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    base_version: str
+    add: _containers.RepeatedScalarFieldContainer[str]
+    source_version: str
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, repository: _Optional[str] = ..., base_version: _Optional[str] = ..., add: _Optional[_Iterable[str]] = ..., source_version: _Optional[str] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ModifyContentResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class TagManifestRequest(_message.Message):
+    __slots__ = ("repository", "tag", "digest", "base_version")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    tag: str
+    digest: str
+    base_version: str
+    def __init__(self, repository: _Optional[str] = ..., tag: _Optional[str] = ..., digest: _Optional[str] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class TagManifestResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class UntagManifestRequest(_message.Message):
+    __slots__ = ("repository", "tag", "base_version")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    tag: str
+    base_version: str
+    def __init__(self, repository: _Optional[str] = ..., tag: _Optional[str] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class UntagManifestResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class CopyTagsRequest(_message.Message):
+    __slots__ = ("source_version", "destination", "tags", "base_version")
+    SOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    source_version: str
+    destination: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    base_version: str
+    def __init__(self, source_version: _Optional[str] = ..., destination: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class CopyTagsResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class RollbackRepositoryRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class RollbackRepositoryResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class CreateDistributionRequest(_message.Message):
     __slots__ = ("distribution_id", "distribution")

@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
+import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
@@ -22,25 +24,32 @@ from server.access.bootstrap import bootstrap_admin
 from server.access.interceptor import AccessInterceptor
 from server.access.registry import RegistryAccess, RegistryTokens, new_signing_key
 from server.access.store import AccessStore
-from server.config import Settings
+from server.config import Limits, Settings
 from server.private_files import private_dir, read_or_create, touch_private
-from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.registry.accesslog import RegistryAccessLogger
+from server.registry.app import build_registry_app
+from server.registry.cache import ServingCache
+from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
 from server.registry.ondemand import PullThrough
 from server.services.access import AccessServicer
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
+from server.services.operations import ContentOperationServicer
+from server.services.reflection import enable_reflection
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
+from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
+from server.store.operations import ContentOperations, stored_check
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.sealing import SecretBox, finish_rotation, rotation_keys
@@ -71,9 +80,12 @@ class Services:
     tasks: TaskStore
     events: TaskEvents
     runner: TaskRunner
-    storage: BlobStorage
+    storage: BlobStore
+    fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
+    committer: VersionCommitter
+    operations: ContentOperations
     distributions: DistributionStore
     pull_through: PullThrough
     access: AccessStore
@@ -89,26 +101,30 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     if not settings.database_url:
         touch_private(settings.sqlite_path)  # 0600 before SQLite creates it (and its WAL)
     db = Database(settings.effective_database_url)
+    stack = contextlib.AsyncExitStack()
     try:
         await db.migrate()
         access = AccessStore(db)
         await bootstrap_admin(access, settings.admin_token_file)
-        storage = BlobStorage(settings.data_dir)
-        # Alone on the data dir (SQLite), every temp file is a crash's leftover; beside other
+        storage = await stack.enter_async_context(open_blob_store(settings.storage))
+        # Alone on the storage (SQLite), every temporary is a crash's leftover; beside other
         # processes (PostgreSQL), only ones untouched for a day are.
-        storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
+        await clear_stale(storage, 0.0 if db.is_sqlite else STALE_TEMP_SECONDS, time.time())
+        fetcher = BlobFetcher(storage)
         secrets = SecretBox.from_file(settings.effective_secret_key_file)
         repositories, versions = RepositoryStore(db), VersionStore(db)
         remotes = RemoteStore(db, secrets)
         content = ContentStore(db)
         hosts = Hosts()
+        committer = VersionCommitter(db)
         engine = SyncEngine(
             repositories,
             remotes,
             versions,
             content,
-            VersionCommitter(db),
+            committer,
             storage,
+            fetcher,
             hosts,
             backoff_base=settings.retry_backoff,
         )
@@ -133,10 +149,13 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             events=events,
             runner=runner,
             storage=storage,
+            fetcher=fetcher,
             content=content,
             engine=engine,
+            committer=committer,
+            operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, storage, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts),
             access=access,
             registry_tokens=RegistryTokens(
                 read_or_create(settings.registry_key_file, new_signing_key()),
@@ -145,12 +164,18 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             registry_host=settings.registry_address,
         )
         await runner.start()
+        probe = asyncio.create_task(run_probe(db.probe, db.availability), name="db-probe")
         try:
             yield services
         finally:
+            probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            await fetcher.aclose()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
     finally:
+        await stack.aclose()
         await db.dispose()
 
 
@@ -177,6 +202,9 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     pb_grpc.add_ContentServiceServicer_to_server(
         ContentServicer(ContentQueries(services.db, services.storage)), server
     )
+    pb_grpc.add_ContentOperationServiceServicer_to_server(
+        ContentOperationServicer(services.operations), server
+    )
     pb_grpc.add_DistributionServiceServicer_to_server(
         DistributionServicer(services.distributions, lambda: services.registry_host), server
     )
@@ -186,8 +214,91 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     for name in ("", *SERVICE_NAMES):
         # Set synchronously through the underlying map: the server is not started yet.
         health_servicer._server_status[name] = health_pb2.HealthCheckResponse.SERVING
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+
+    async def follow_database(up: bool) -> None:
+        # Every service needs the database: NOT_SERVING while it is away, so load balancers
+        # and orchestrators stop sending calls that can only answer UNAVAILABLE.
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, status)
+
+    services.db.availability.subscribe(follow_database)
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+
+
+def grpc_options(limits: Limits) -> list[tuple[str, int]]:
+    """gRPC core channel arguments of the server's connection hygiene (see `Limits`)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", limits.grpc_max_connections),
+        ("grpc.server_handshake_timeout_ms", int(limits.grpc_handshake_timeout * 1000)),
+        ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams),
+        ("grpc.max_receive_message_length", limits.grpc_max_receive_bytes),
+        ("grpc.max_send_message_length", limits.grpc_max_send_bytes),
+        # Keepalive enforcement: pings closer than this without calls are strikes; two
+        # strikes end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(limits.grpc_keepalive_min_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.max_connection_idle_ms", int(limits.grpc_max_connection_idle * 1000)),
+        # The server pings idle clients so dead peers do not hold connections forever.
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ]
+
+
+class ListenError(Exception):
+    """An address cannot be listened on: taken by another process, not local, or forbidden."""
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why a listener on (host, port) cannot be had, e.g. 'Address already in use'; or None.
+
+    One plain bind (no SO_REUSEPORT) before grpc's: grpc's own failure says only that
+    binding failed, after logging a multi-line core error to stderr.
+    """
+    if port == 0:
+        return None
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            return None
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ListenError(f"{address!r} is not host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def access_interceptor(settings: Settings) -> AccessInterceptor:
+    """The access interceptor of a gRPC server; `bind` it to the access store before start."""
+    return AccessInterceptor(
+        enabled=not settings.no_auth,
+        trust_client_certificates=settings.tls_client_ca is not None,
+    )
+
+
+def new_grpc_server(limits: Limits, access: AccessInterceptor) -> grpc.aio.Server:
+    """The gRPC server with the access log, access control and the connection limits;
+    SO_REUSEPORT off.
+
+    grpc turns SO_REUSEPORT on by default on Linux: a second server on the same port would
+    then bind too and the kernel would split the calls between two databases at random.
+    """
+    return grpc.aio.server(
+        interceptors=[AccessLogInterceptor(), access],
+        options=[*grpc_options(limits), ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=limits.grpc_max_concurrent_rpcs,
     )
 
 
@@ -203,27 +314,6 @@ def grpc_server_credentials(settings: Settings) -> grpc.ServerCredentials | None
     )
 
 
-async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
-    """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
-    settings = services.settings
-    access = AccessInterceptor(
-        services.access,
-        enabled=not settings.no_auth,
-        trust_client_certificates=settings.tls_client_ca is not None,
-    )
-    server = grpc.aio.server(interceptors=[AccessLogInterceptor(), access])
-    register_servicers(server, services)
-    credentials = grpc_server_credentials(settings)
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    await server.start()
-    return server, port
-
-
 def registry_ssl(settings: Settings) -> ssl.SSLContext | None:
     """The registry port's TLS context (None: plaintext)."""
     if settings.tls_cert is None or settings.tls_key is None:
@@ -234,22 +324,72 @@ def registry_ssl(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
-    """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
+def bind_grpc(
+    server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None = None
+) -> int:
+    """Listen on `address` (port 0 picks a free one), with TLS when `credentials` are given
+    -> the port, or raise ListenError."""
+    if why := _bind_error(*_split_address(address)):
+        raise ListenError(f"cannot listen on {address} for gRPC: {why}")
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ListenError(f"cannot listen on {address} for gRPC")
+    return bound
+
+
+def bind_registry(address: str) -> socket.socket:
+    """A listening socket for the registry endpoint, or ListenError (no SO_REUSEPORT)."""
+    host, port = _split_address(address)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {address} for the registry: {why}") from None
+
+
+async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
+    access = access_interceptor(services.settings)
+    access.bind(services.access)
+    server = new_grpc_server(services.settings.limits, access)
+    port = bind_grpc(server, address, grpc_server_credentials(services.settings))
+    register_servicers(server, services)
+    await server.start()
+    return server, port
+
+
+async def start_registry(
+    services: Services, address: str, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
+    limits = services.settings.limits
+    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
+    if sock is None:
+        sock = bind_registry(address)
+    serving = ServingCache(ServingQueries(services.db))
     settings = services.settings
-    access = RegistryAccess(services.access, services.registry_tokens, enabled=not settings.no_auth)
-    app = build_registry_app(
-        ServingQueries(services.db), services.storage, services.pull_through, access
+    access = RegistryAccess(
+        services.access, services.registry_tokens, serving.resolve, enabled=not settings.no_auth
     )
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    app = build_registry_app(serving, services.storage, services.pull_through, access)
+    runner = web.AppRunner(
+        app,
+        access_log_class=RegistryAccessLogger,
+        keepalive_timeout=limits.http_keepalive_timeout,
+    )
     await runner.setup()
-    host, _, port = address.rpartition(":")
-    site = web.TCPSite(
-        runner, host.strip("[]") or "0.0.0.0", int(port), ssl_context=registry_ssl(settings)
-    )
+    site = GuardedSite(runner, sock, ConnectionGuard(limits), ssl_context=registry_ssl(settings))
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    services.registry_host = f"{host}:{bound}"
+    host, _ = _split_address(address)
+    bound = sock.getsockname()[1]
+    services.registry_host = f"{address.rpartition(':')[0] or host}:{bound}"
     return runner, bound
 
 
@@ -297,21 +437,31 @@ def check_no_auth(settings: Settings) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly."""
+    """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly.
+
+    Both addresses are bound before the database opens and the task runner starts, so a
+    server that cannot listen (ListenError) has touched nothing, not even a queued task.
+    """
     check_no_auth(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    access = access_interceptor(settings)
+    server = new_grpc_server(settings.limits, access)
+    bind_grpc(server, settings.grpc_address, grpc_server_credentials(settings))
+    registry_socket = bind_registry(settings.registry_address)
     async with build_services(settings) as services:
-        server, _port = await start_grpc(services, settings.grpc_address)
-        registry, _ = await start_registry(services, settings.registry_address)
+        access.bind(services.access)
+        register_servicers(server, services)
+        await server.start()
+        registry, _ = await start_registry(services, settings.registry_address, registry_socket)
         log.info(
-            "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
+            "mirror serving gRPC on %s, registry on %s (database %s, blobs in %s)",
             settings.grpc_address,
             services.registry_host,
             services.db.url.render_as_string(hide_password=True),
-            settings.data_dir,
+            services.storage.name,
         )
         try:
             await stop.wait()

@@ -3,9 +3,103 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from server.storage import StorageConfig
+
+# Where a public upstream must never lead the server (redirects, token realms, Link URLs):
+# loopback, RFC 1918, link-local, carrier-grade NAT, unique-local, unspecified and the
+# IPv4-mapped IPv6 range (checked after unmapping as well).
+DEFAULT_PRIVATE_NETWORKS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds against abusive clients and lying upstreams (README "Limits and hostile input").
+
+    Each field is a flag `--<field-with-dashes>` and a variable `MIRROR_<FIELD>`.
+    """
+
+    http_header_timeout: float = 10.0
+    """Seconds a registry client has to finish a request's headers once it started sending."""
+    http_keepalive_timeout: float = 60.0
+    """Seconds a registry connection may sit idle (before its first request or between two)."""
+    http_max_connections: int = 1000
+    """Open registry connections at most; more are closed at once."""
+    http_max_connections_per_address: int = 200
+    """Open registry connections from one client address at most."""
+    grpc_max_connections: int = 1000
+    """Open gRPC connections at most (gRPC core refuses more)."""
+    grpc_handshake_timeout: float = 10.0
+    """Seconds a gRPC client has to finish the HTTP/2 handshake."""
+    grpc_max_concurrent_streams: int = 100
+    """Concurrent calls (HTTP/2 streams) on one gRPC connection."""
+    grpc_max_concurrent_rpcs: int = 1000
+    """Calls in progress on the whole gRPC server; more fail with RESOURCE_EXHAUSTED."""
+    grpc_max_receive_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC request message."""
+    grpc_max_send_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC response message."""
+    grpc_keepalive_min_ping_interval: float = 60.0
+    """Clients pinging more often than this (without calls) get GOAWAY after two strikes."""
+    grpc_max_connection_idle: float = 900.0
+    """Seconds an idle gRPC connection is kept."""
+    accept_error_log_interval: float = 10.0
+    """Accept failures (e.g. out of file descriptors) are logged once per this many seconds,
+    with the count since the last line."""
+    max_blob_bytes: int = 64 * 1024**3
+    """Largest blob an upstream may declare (a layer descriptor's size); bigger fails the sync."""
+    metadata_timeout: float = 120.0
+    """Deadline in seconds of one metadata request (tag list page, manifest, token, referrers)
+    when the remote sets no total_timeout."""
+    max_tag_list_bytes: int = 64 * 1024 * 1024
+    """Bytes of one remote's whole tag listing (all pages)."""
+    max_tag_list_pages: int = 10_000
+    """Pages of one tag listing."""
+    max_manifests_per_tag: int = 1000
+    """Manifests one tag may bring in (an index and its children, recursively)."""
+    max_index_depth: int = 4
+    """Nesting of indexes under a tag (an index of indexes is depth 2)."""
+    allow_private_upstreams: bool = False
+    """Let any upstream lead to private addresses. Without it, only a remote whose own URL
+    is private may (an administrator chose that address); a public one may not redirect, hand
+    a token realm or a Link to one."""
+    private_networks: tuple[str, ...] = DEFAULT_PRIVATE_NETWORKS
+    """What counts as private for the rule above (comma-separated CIDRs in flag/variable)."""
+
+
+def _limit_value(name: str, kind: str, raw: str) -> object:
+    """Parse one Limits value from its text; ValueError with a readable message."""
+    if kind == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    if kind == "tuple[str, ...]":
+        networks = tuple(p.strip() for p in raw.split(",") if p.strip())
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+        return networks
+    value = float(raw) if kind == "float" else int(raw)
+    if value <= 0 or value != value:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +120,21 @@ class Settings:
     """Python logging level (`MIRROR_LOG_LEVEL`)."""
     retry_backoff: float | None = None
     """First retry delay in seconds (None: the engine default); tests shorten it."""
+    limits: Limits = field(default_factory=Limits)
+    """Connection, request and upstream bounds (see `Limits`)."""
+    storage_url: str = ""
+    """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
+    S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
+    storage_durability: str = "full"
+    """Filesystem: `full` (fsync before publishing) or `none` (`MIRROR_STORAGE_DURABILITY`)."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint; empty means AWS (`MIRROR_S3_ENDPOINT_URL`)."""
+    s3_addressing: str = "auto"
+    """`path`, `virtual` or `auto` bucket addressing (`MIRROR_S3_ADDRESSING`)."""
+    s3_serve: str = "redirect"
+    """Registry blob GETs from S3: `redirect` (presigned URL) or `stream` (`MIRROR_S3_SERVE`)."""
+    s3_presign_seconds: int = 300
+    """Lifetime of presigned blob URLs (`MIRROR_S3_PRESIGN_SECONDS`)."""
     no_auth: bool = False
     """Every caller is admin, no credentials (`MIRROR_NO_AUTH=1`); refused off loopback."""
     tls_cert: Path | None = None
@@ -43,6 +152,18 @@ class Settings:
     """Lifetime of the bearer tokens `GET /token` issues (`MIRROR_REGISTRY_TOKEN_SECONDS`)."""
     rotate_secret_key: bool = False
     """Not a setting but a one-off command: re-encrypt stored secrets with a new key, exit."""
+
+    @property
+    def storage(self) -> StorageConfig:
+        return StorageConfig(
+            data_dir=self.data_dir,
+            url=self.storage_url,
+            durability=self.storage_durability,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_addressing=self.s3_addressing,
+            s3_serve=self.s3_serve,
+            s3_presign_seconds=self.s3_presign_seconds,
+        )
 
     @property
     def effective_database_url(self) -> str:
@@ -67,53 +188,111 @@ class Settings:
         return self.data_dir / "registry-token.key"
 
 
-_ENV = {
-    "grpc_address": "MIRROR_GRPC_ADDRESS",
-    "registry_address": "MIRROR_REGISTRY_ADDRESS",
-    "data_dir": "MIRROR_DATA_DIR",
-    "database_url": "MIRROR_DATABASE_URL",
-    "workers": "MIRROR_WORKERS",
-    "log_level": "MIRROR_LOG_LEVEL",
-    "tls_cert": "MIRROR_TLS_CERT",
-    "tls_key": "MIRROR_TLS_KEY",
-    "tls_client_ca": "MIRROR_TLS_CLIENT_CA",
-    "secret_key_file": "MIRROR_SECRET_KEY_FILE",
-    "registry_token_seconds": "MIRROR_REGISTRY_TOKEN_SECONDS",
+# Settings field -> (environment variable, help text). One table drives the flags, the
+# variables and `mirror-server --help`, so no option can exist without its variable or its text.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "grpc_address": ("MIRROR_GRPC_ADDRESS", "host:port of the gRPC API"),
+    "registry_address": (
+        "MIRROR_REGISTRY_ADDRESS",
+        "host:port of the OCI registry (pull) endpoint",
+    ),
+    "data_dir": ("MIRROR_DATA_DIR", "directory of the blob storage and the embedded SQLite file"),
+    "database_url": (
+        "MIRROR_DATABASE_URL",
+        "SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db; empty: SQLite in the data dir",
+    ),
+    "workers": ("MIRROR_WORKERS", "tasks (syncs) this process runs at once"),
+    "log_level": ("MIRROR_LOG_LEVEL", "Python logging level: DEBUG, INFO, WARNING, ERROR"),
+    "storage_url": (
+        "MIRROR_STORAGE_URL",
+        "where blobs live: empty for files under the data dir, s3://bucket/prefix for S3",
+    ),
+    "storage_durability": (
+        "MIRROR_STORAGE_DURABILITY",
+        "filesystem: full (fsync before publishing) or none",
+    ),
+    "s3_endpoint_url": ("MIRROR_S3_ENDPOINT_URL", "S3-compatible endpoint; empty means AWS"),
+    "s3_addressing": ("MIRROR_S3_ADDRESSING", "S3 bucket addressing: auto, path or virtual"),
+    "s3_serve": (
+        "MIRROR_S3_SERVE",
+        "registry blob GETs from S3: redirect (presigned URL) or stream",
+    ),
+    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of presigned blob URLs"),
+    "tls_cert": ("MIRROR_TLS_CERT", "PEM certificate served on both ports; empty: plaintext"),
+    "tls_key": ("MIRROR_TLS_KEY", "PEM private key of --tls-cert"),
+    "tls_client_ca": (
+        "MIRROR_TLS_CLIENT_CA",
+        "PEM CA: gRPC requires client certificates it signed (mTLS; CN names the principal)",
+    ),
+    "secret_key_file": (
+        "MIRROR_SECRET_KEY_FILE",
+        "key encrypting remote secrets at rest; empty: <data-dir>/secret.key (generated)",
+    ),
+    "registry_token_seconds": (
+        "MIRROR_REGISTRY_TOKEN_SECONDS",
+        "lifetime of the registry's bearer tokens (10..86400)",
+    ),
 }
+_CHOICES = {
+    "storage_durability": ("full", "none"),
+    "s3_addressing": ("auto", "path", "virtual"),
+    "s3_serve": ("redirect", "stream"),
+}
+_ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
+
+_DESCRIPTION = """\
+Serve the mirror: the gRPC API (repositories, remotes, syncs, versions, content,
+distributions, tasks; reflection and health on) and the OCI registry endpoint that serves
+what was mirrored. Every option can equally be set by its environment variable; a flag wins
+over its variable, which wins over the default. SIGINT or SIGTERM stops the server cleanly.
+"""
 
 
-def _optional_path(text: str | None) -> Path | None:
-    return Path(text) if text else None
+def _limit_variable(name: str) -> str:
+    return f"MIRROR_{name.upper()}"
+
+
+def _epilog() -> str:
+    rows = "\n".join(
+        f"  {env:<26} --{field.replace('_', '-')}" for field, (env, _) in _OPTIONS.items()
+    )
+    limit_rows = "\n".join(
+        f"  {_limit_variable(f.name):<40} --{f.name.replace('_', '-')}" for f in fields(Limits)
+    )
+    return (
+        f"environment variables:\n{rows}\n\n"
+        f'limits (README "Limits and hostile input" gives each default and why):\n'
+        f"{limit_rows}\n\n"
+        "exit status: 0 after a clean stop, 2 for a bad option, 3 when an address is taken\n"
+        "or cannot be listened on, 1 for any other start-up failure."
+    )
 
 
 def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Flags win over environment variables, which win over the defaults."""
     env = dict(os.environ if env is None else env)
     defaults = Settings()
-    parser = argparse.ArgumentParser(prog="mirror-server", description=__doc__)
-
-    def default(field: str) -> str:
-        value = getattr(defaults, field)
-        return env.get(_ENV[field], "" if value is None else str(value))
-
-    parser.add_argument("--grpc-address", default=default("grpc_address"))
-    parser.add_argument("--registry-address", default=default("registry_address"))
-    parser.add_argument("--data-dir", default=default("data_dir"))
-    parser.add_argument("--database-url", default=default("database_url"))
-    parser.add_argument("--workers", default=default("workers"))
-    parser.add_argument("--log-level", default=default("log_level"))
+    parser = argparse.ArgumentParser(
+        prog="mirror-server",
+        description=_DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name, (variable, text) in _OPTIONS.items():
+        value = getattr(defaults, name)
+        shown = "" if value is None else str(value)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=env.get(variable, shown),
+            metavar=name.split("_")[-1].upper(),
+            help=f"{text} (env {variable}; default {shown or 'empty'})",
+        )
     parser.add_argument(
         "--no-auth",
         action="store_true",
         default=env.get("MIRROR_NO_AUTH", "") in ("1", "true", "yes"),
-        help="no credentials, every caller is admin: local experiments on loopback only",
-    )
-    parser.add_argument("--tls-cert", default=default("tls_cert"), metavar="PEM")
-    parser.add_argument("--tls-key", default=default("tls_key"), metavar="PEM")
-    parser.add_argument("--tls-client-ca", default=default("tls_client_ca"), metavar="PEM")
-    parser.add_argument("--secret-key-file", default=default("secret_key_file"), metavar="FILE")
-    parser.add_argument(
-        "--registry-token-seconds", default=default("registry_token_seconds"), metavar="N"
+        help="no credentials, every caller is admin: local experiments on loopback only "
+        "(env MIRROR_NO_AUTH=1)",
     )
     parser.add_argument(
         "--rotate-secret-key",
@@ -121,7 +300,41 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         help="generate a new secrets key, re-encrypt every stored secret with it and exit "
         "(run it with the servers stopped)",
     )
+    limit_fields = fields(Limits)
+    for f in limit_fields:
+        text = getattr(Limits(), f.name)
+        text = ",".join(text) if isinstance(text, tuple) else str(text)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            default=env.get(_limit_variable(f.name), text),
+            metavar=f.name.split("_")[-1].upper(),
+            help=f"(env {_limit_variable(f.name)}; default {text})",
+        )
     args = parser.parse_args(argv)
+    limits: dict[str, object] = {}
+    for f in limit_fields:
+        try:
+            limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
+        except ValueError as exc:
+            parser.error(f"--{f.name.replace('_', '-')}: {exc}")
+    for name, choices in _CHOICES.items():
+        if getattr(args, name) not in choices:
+            flag = "--" + name.replace("_", "-")
+            parser.error(
+                f"{flag} (or {_ENV[name]}) must be one of {', '.join(choices)}, "
+                f"got {getattr(args, name)!r}"
+            )
+    if args.storage_url and not args.storage_url.startswith(("s3://", "file://")):
+        parser.error(
+            f"--storage-url (or MIRROR_STORAGE_URL) must be s3://bucket[/prefix] or "
+            f"file:///path, got {args.storage_url!r}"
+        )
+    seconds = str(args.s3_presign_seconds)
+    if not seconds.isdigit() or not 1 <= int(seconds) <= 7 * 24 * 3600:
+        parser.error(
+            "--s3-presign-seconds (or MIRROR_S3_PRESIGN_SECONDS) must be 1..604800, "
+            f"got {seconds!r}"
+        )
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key (MIRROR_TLS_CERT, MIRROR_TLS_KEY) go together")
     if args.tls_client_ca and not args.tls_cert:
@@ -142,6 +355,13 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         database_url=args.database_url,
         workers=args.workers,
         log_level=args.log_level.upper(),
+        limits=Limits(**limits),  # type: ignore[arg-type]
+        storage_url=args.storage_url,
+        storage_durability=args.storage_durability,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_addressing=args.s3_addressing,
+        s3_serve=args.s3_serve,
+        s3_presign_seconds=int(seconds),
         no_auth=bool(args.no_auth),
         tls_cert=_optional_path(args.tls_cert),
         tls_key=_optional_path(args.tls_key),
@@ -150,3 +370,7 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         registry_token_seconds=int(args.registry_token_seconds),
         rotate_secret_key=bool(args.rotate_secret_key),
     )
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None

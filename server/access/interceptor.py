@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from server.access import audit
-from server.access.model import NO_AUTH, Principal
+from server.access.model import NO_AUTH, Action, Principal
 from server.access.policy import may
 from server.access.rules import RULES, UNKNOWN, Rule, is_mutating, is_open
 from server.access.store import AccessStore
@@ -60,16 +60,25 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(
         self,
-        store: AccessStore,
         *,
         enabled: bool = True,
         trust_client_certificates: bool = False,
         recheck_seconds: float = RECHECK_SECONDS,
     ) -> None:
-        self._store = store
+        self._store_or_none: AccessStore | None = None
         self._enabled = enabled
         self._trust_certificates = trust_client_certificates
         self._recheck = recheck_seconds
+
+    def bind(self, store: AccessStore) -> None:
+        """Attach the access store (the server is built before the database opens)."""
+        self._store_or_none = store
+
+    @property
+    def _store(self) -> AccessStore:
+        if self._store_or_none is None:
+            raise RuntimeError("AccessInterceptor.bind() was not called before serving")
+        return self._store_or_none
 
     async def intercept_service(
         self,
@@ -98,7 +107,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
     # -- wrappers --------------------------------------------------------------------
     def _unary(self, method: str, rule: Rule, inner: Any) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            principal, _credential, _repository = await self._admit(method, rule, request, context)
+            principal, _credential, _checks = await self._admit(method, rule, request, context)
             reset = _CURRENT.set(principal)
             try:
                 return await inner(request, context)
@@ -110,9 +119,9 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, method: str, rule: Rule, inner: Any) -> Any:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            principal, credential, repository = await self._admit(method, rule, request, context)
+            principal, credential, checks = await self._admit(method, rule, request, context)
             reset = _CURRENT.set(principal)
-            lost = asyncio.ensure_future(self._until_lost(credential, rule, repository))
+            lost = asyncio.ensure_future(self._until_lost(credential, checks))
             responses = inner(request, context).__aiter__()
             try:
                 while True:
@@ -177,43 +186,68 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         )
 
     def _authorise(
-        self, principal: Principal, rule: Rule, repository: str | None
+        self, principal: Principal, action: Action, repository: str | None
     ) -> MirrorError | None:
-        if may(principal, rule.action, repository):
+        if may(principal, action, repository):
             return None
         where = f"repository {repository!r}" if repository else "the service"
         return PermissionDenied(
-            f"principal {principal.name!r} may not {rule.action} on {where}",
+            f"principal {principal.name!r} may not {action} on {where}",
             reason="PERMISSION_DENIED",
             principal=principal.resource_name,
-            action=str(rule.action),
+            action=str(action),
             repository=f"repositories/{repository}" if repository else None,
         )
 
+    async def _checks(
+        self, method: str, rule: Rule, request: Any
+    ) -> list[tuple[Action, str | None]]:
+        """(action, repository) pairs the call needs; a scope that cannot be read from a
+        malformed request falls back to the service as a whole (global roles only)."""
+
+        async def scope(of: Any) -> str | None:
+            try:
+                return await of(request, self._store)
+            except Exception:
+                log.debug("no repository scope for %s", method, exc_info=True)
+                return None
+
+        checks = [(rule.action_for(request), await scope(rule.scope))]
+        if rule.reads is not None:
+            source = await scope(rule.reads)
+            if source is not None:
+                checks.append((Action.READ, source))
+        return checks
+
+    def _refusal(
+        self, principal: Principal, checks: list[tuple[Action, str | None]]
+    ) -> MirrorError | None:
+        for action, repository in checks:
+            refused = self._authorise(principal, action, repository)
+            if refused is not None:
+                return refused
+        return None
+
     async def _admit(
         self, method: str, rule: Rule, request: Any, context: grpc.aio.ServicerContext
-    ) -> tuple[Principal, _Credential, str | None]:
+    ) -> tuple[Principal, _Credential, list[tuple[Action, str | None]]]:
         if not self._enabled:
-            return NO_AUTH, _Credential(), None
+            return NO_AUTH, _Credential(), []
         credential = self._credential(context)
         found = await self._authenticate(credential)
         if isinstance(found, MirrorError):
             self._record_failure(method, context, found, "-")
             await context.abort_with_status(to_status(found))
             raise AssertionError("unreachable: abort_with_status raises")
-        try:
-            repository = await rule.scope(request, self._store)
-        except Exception:  # a malformed request: only a global role may go on (to be refused)
-            log.debug("no repository scope for %s", method, exc_info=True)
-            repository = None
-        refused = self._authorise(found, rule, repository)
+        checks = await self._checks(method, rule, request)
+        refused = self._refusal(found, checks)
         if refused is not None:
             self._record_failure(method, context, refused, found.name, request)
             await context.abort_with_status(to_status(refused))
-        return found, credential, repository
+        return found, credential, checks
 
     async def _until_lost(
-        self, credential: _Credential, rule: Rule, repository: str | None
+        self, credential: _Credential, checks: list[tuple[Action, str | None]]
     ) -> MirrorError:
         """Wait until the caller of an open stream loses access; the reason why."""
         if not self._enabled:
@@ -227,7 +261,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 continue
             if isinstance(found, MirrorError):
                 return found
-            refused = self._authorise(found, rule, repository)
+            refused = self._refusal(found, checks)
             if refused is not None:
                 return refused
 

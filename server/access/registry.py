@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ from server.access.policy import may
 from server.access.store import AccessStore
 from server.domain.rules import is_oci_name
 from server.registry import errors
+from server.store.serving import Served
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +136,23 @@ def _allows(claims: dict[str, Any], name: str, action: str) -> bool:
 class RegistryAccess:
     """The token endpoint and the middleware, over the access store and the policy."""
 
-    def __init__(self, store: AccessStore, tokens: RegistryTokens, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        store: AccessStore,
+        tokens: RegistryTokens,
+        resolve: Callable[[str], Awaitable[Served | None]],
+        *,
+        enabled: bool,
+    ) -> None:
         self._store = store
         self._tokens = tokens
+        self._resolve = resolve  # the registry's cached base-path lookup
         self._enabled = enabled
+
+    async def _target(self, base_path: str) -> tuple[str, bool] | None:
+        """(repository id, public) served at `base_path`, or None."""
+        served = await self._resolve(base_path)
+        return None if served is None else (served.repository_id, served.public)
 
     # -- GET /token --------------------------------------------------------------------
     async def token_endpoint(self, request: web.Request) -> web.Response:
@@ -196,7 +211,7 @@ class RegistryAccess:
             return Grant("registry", "catalog", ("*",))  # the catalog filters by caller
         if wanted.type != "repository":
             return None
-        target = await self._store.served_target(wanted.name)
+        target = await self._target(wanted.name)
         # An unknown name is granted only to global roles (they learn NAME_UNKNOWN; anyone
         # else keeps getting 401 and learns nothing about which names exist).
         repository, public = target if target is not None else (None, False)
@@ -249,7 +264,7 @@ class RegistryAccess:
             return await handler(request)
         action = Action.PULL if request.method in _READ_METHODS else Action.PUSH
         if action is Action.PULL and claims is None:
-            target = await self._store.served_target(name)
+            target = await self._target(name)
             if target is not None and target[1]:  # public: anonymous pull
                 return await handler(request)
         if claims is not None and _allows(claims, name, action):

@@ -72,8 +72,25 @@ async def _task(request: Any, store: AccessStore) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """`action` on the repository `scope` names; a call that also reads another repository
+    (a copy's source) names it with `reads`, which needs READ there."""
+
     action: Action
     scope: Scope = _global
+    reads: Scope | None = None
+    escalate: Callable[[Any], bool] | None = None
+    """When true for a request, the call needs ADMIN instead of `action`."""
+
+    def action_for(self, request: Any) -> Action:
+        if self.escalate is not None and self.escalate(request):
+            return Action.ADMIN
+        return self.action
+
+
+def _changes_mirror_mode(request: Any) -> bool:
+    """UpdateRepository of `mirror`: turning a mirror into a push repository (or back) is
+    an admin's deliberate act (issue 13's rule)."""
+    return "mirror" in request.update_mask.paths
 
 
 _R = "/mirror.v1.RepositoryService/"
@@ -84,12 +101,15 @@ _C = "/mirror.v1.ContentService/"
 _D = "/mirror.v1.DistributionService/"
 _T = "/mirror.v1.TaskService/"
 _A = "/mirror.v1.AccessService/"
+_O = "/mirror.v1.ContentOperationService/"
 
 RULES: dict[str, Rule] = {
     _R + "CreateRepository": Rule(Action.WRITE),
     _R + "GetRepository": Rule(Action.READ, _field("name")),
     _R + "ListRepositories": Rule(Action.READ),
-    _R + "UpdateRepository": Rule(Action.WRITE, _field("repository", "name")),
+    _R + "UpdateRepository": Rule(
+        Action.WRITE, _field("repository", "name"), escalate=_changes_mirror_mode
+    ),
     _R + "DeleteRepository": Rule(Action.WRITE, _field("name")),
     _M + "CreateRemote": Rule(Action.WRITE),
     _M + "GetRemote": Rule(Action.READ),
@@ -103,6 +123,11 @@ RULES: dict[str, Rule] = {
     _V + "DeleteVersion": Rule(Action.WRITE, _field("name")),
     _C + "ListContent": Rule(Action.READ, _field("parent")),
     _C + "DiffVersions": Rule(Action.READ, _field("base_version")),
+    _O + "ModifyContent": Rule(Action.WRITE, _field("repository"), _field("source_version")),
+    _O + "TagManifest": Rule(Action.WRITE, _field("repository")),
+    _O + "UntagManifest": Rule(Action.WRITE, _field("repository")),
+    _O + "CopyTags": Rule(Action.WRITE, _field("destination"), _field("source_version")),
+    _O + "RollbackRepository": Rule(Action.WRITE, _field("version")),
     _D + "CreateDistribution": Rule(Action.WRITE, _distribution_create),
     _D + "GetDistribution": Rule(Action.READ, _distribution),
     _D + "ListDistributions": Rule(Action.READ),

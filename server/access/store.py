@@ -305,18 +305,6 @@ class AccessStore:
             ).first()
         return None if row is None else (row[0], bool(row[1]))
 
-    async def served_target(self, base_path: str) -> tuple[str, bool] | None:
-        """(repository id, public) of the distribution at `base_path`, or None."""
-        async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    select(RepositoryRow.name, DistributionRow.public)
-                    .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
-                    .where(DistributionRow.base_path == base_path)
-                )
-            ).first()
-        return None if row is None else (row[0], bool(row[1]))
-
     async def task_repository(self, task_uid: str) -> str | None:
         """The repository a task writes, or None."""
         async with self._db.session() as session:

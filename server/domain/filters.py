@@ -41,5 +41,13 @@ class TagFilter:
             return True
         return any(fnmatchcase(tag, p) for p in patterns)
 
+    def unmatched_patterns(self, tags: list[str]) -> list[str]:
+        """The wildcard include entries that match none of `tags` (literals are probed)."""
+        return [
+            p
+            for p in self.include_tags
+            if WILDCARD_CHARS & set(p) and not any(fnmatchcase(t, p) for t in tags)
+        ]
+
     def select(self, tags: list[str]) -> list[str]:
         return [t for t in tags if self.wants(t)]

@@ -2,8 +2,9 @@
 
 Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
-Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
-`web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
+Manifests go out as the exact stored bytes; stored blobs as the store answers them (a file, a
+presigned redirect or a stream; Range honoured) or, when not yet stored, through the
+pull-through of `ondemand.py`.
 Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
 """
 
@@ -17,25 +18,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from server.access.model import Action
 from server.access.policy import may
 from server.access.registry import RegistryAccess
 from server.domain.digests import Digest
+from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
-from server.storage.blobs import BlobStorage
-from server.store.serving import Served, ServedManifest, ServingQueries
+from server.registry.ranges import RangeKind, classify_range
+from server.storage import BlobStat, BlobStore
+from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
-SERVING = web.AppKey("serving", ServingQueries)
-STORAGE = web.AppKey("storage", BlobStorage)
+SERVING = web.AppKey("serving", ServingCache)
+STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 ACCESS = web.AppKey("access", RegistryAccess)
 
@@ -66,14 +71,18 @@ def _page_args(request: web.Request) -> tuple[int | None, str] | web.Response:
 def _paged(request: web.Request, key: str, items: list[str], limit: int | None) -> web.Response:
     """A JSON list page with a `Link: <...>; rel="next"` header when more follow."""
     headers = dict(API_VERSION)
-    if limit is not None and len(items) > limit:
+    if limit == 0:
+        items = []  # `n=0` asks for an empty page (and no Link: there is no last entry)
+    elif limit is not None and len(items) > limit:
         items = items[:limit]
         query = urlencode({"n": limit, "last": items[-1]})
         headers["Link"] = f'<{request.path}?{query}>; rel="next"'
     body: dict[str, Any] = {key: items}
     if key == "tags":
         body = {"name": request.match_info["name"], "tags": items}
-    return web.json_response(body, headers=headers)
+    # Compact, newline-terminated: byte for byte what distribution's JSON encoder writes.
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 async def base(request: web.Request) -> web.Response:
@@ -85,6 +94,8 @@ async def catalog(request: web.Request) -> web.Response:
     if isinstance(page, web.Response):
         return page
     limit, last = page
+    if limit == 0:
+        return _paged(request, "repositories", [], 0)
     # Only what the caller may pull (the policy decides per distribution); filtered before
     # paging so that pages stay full and `Link` stays right.
     caller = await request.app[ACCESS].caller(request)
@@ -160,12 +171,11 @@ async def blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(raw)
     storage = request.app[STORAGE]
     pull = request.app[PULL_THROUGH]
-    # Validators of stored blobs are FileResponse's own (mtime/size), which it also uses
-    # for If-None-Match; the digest travels in Docker-Content-Digest.
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
-    if storage.has(digest):
-        headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+    stored = await storage.stat(digest)
+    # A stored blob of another size than recorded is damaged: fetch it again if we can.
+    if stored is not None and stored.size == found.size:
+        return await _stored_response(request, storage, stored, headers)
     remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
     if remote is None:
         return errors.error_response(
@@ -183,9 +193,32 @@ async def blob(request: web.Request) -> web.StreamResponse:
         return web.Response(headers=headers)
     blob_descriptor = descriptor(raw, found.size, found.media_type)
     response = await pull.serve(request, remote, blob_descriptor)
-    if response is None:  # another pull stored it meanwhile
-        headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+    if response is None:  # stored meanwhile (by another pull or a sync)
+        stored = await storage.stat(digest)
+        if stored is None:
+            return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw})
+        return await _stored_response(request, storage, stored, headers)
+    return response
+
+
+async def _stored_response(
+    request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
+) -> web.StreamResponse:
+    """A stored blob as the backend serves it, with RFC 9110's Range rules (`ranges.py`)."""
+    headers = {**headers, "Content-Type": "application/octet-stream"}
+    kind = classify_range(request.headers.get("Range"))
+    if kind is RangeKind.UNSATISFIABLE:
+        return web.Response(
+            status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
+        )
+    if kind is not RangeKind.IGNORE:
+        return await storage.http_response(request, stored, headers)
+    # Answered against a copy without the header; aiohttp then sees it prepared.
+    plain = CIMultiDict(request.headers)
+    plain.popall("Range", None)
+    clone = request.clone(headers=plain)
+    response = await storage.http_response(clone, stored, headers)
+    await response.prepare(clone)
     return response
 
 
@@ -279,6 +312,11 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         return await unsupported(request)
     except web.HTTPException:
         raise
+    except DatabaseUnavailable as exc:
+        # A pull client retries a 503; the details name the database, never its credentials.
+        return errors.error_response(
+            errors.UNAVAILABLE, exc.metadata, head=_head(request), message=exc.message
+        )
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return web.json_response(
@@ -288,15 +326,21 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         )
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: browsers must not sniff a blob (user-supplied bytes) into HTML."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 def build_registry_app(
-    serving: ServingQueries,
-    storage: BlobStorage,
+    serving: ServingCache,
+    storage: BlobStore,
     pull_through: PullThrough,
     access: RegistryAccess,
 ) -> web.Application:
     # Errors first, then access: a request that passes access may still fail, and a refused
     # one never reaches a handler. Handlers find the caller in `request[REQUEST_PRINCIPAL]`.
     app = web.Application(middlewares=[no_internal_errors, access.middleware])
+    app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
@@ -315,6 +359,3 @@ def build_registry_app(
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app
-
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'

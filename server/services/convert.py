@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import mirror_pb2 as pb
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 from server.domain.resources import (
     DEFAULT_DOWNLOAD_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -16,6 +16,7 @@ from server.domain.resources import (
     Remote,
     Repository,
     Version,
+    VersionSource,
 )
 from server.domain.tasks import ProgressState, Task, TaskState
 
@@ -55,7 +56,9 @@ def policy_from_pb(value: int, field: str = "remote.policy") -> Policy:
     try:
         return _POLICY_FROM_PB[value]
     except KeyError:
-        raise InvalidArgument(f"unknown policy value {value}", field=field) from None
+        raise InvalidArgument(
+            f"unknown policy value {value}", field=field, reason=Rule.INVALID_ENUM_VALUE
+        ) from None
 
 
 def task_state_from_pb(value: int, field: str = "state") -> TaskState | None:
@@ -64,7 +67,9 @@ def task_state_from_pb(value: int, field: str = "state") -> TaskState | None:
     try:
         return _TASK_STATE_FROM_PB[value]
     except KeyError:
-        raise InvalidArgument(f"unknown task state value {value}", field=field) from None
+        raise InvalidArgument(
+            f"unknown task state value {value}", field=field, reason=Rule.INVALID_ENUM_VALUE
+        ) from None
 
 
 def repository_to_pb(repo: Repository) -> pb.Repository:
@@ -165,7 +170,18 @@ def version_to_pb(version: Version) -> pb.Version:
         base_version=version.base_name,
         create_time=timestamp(version.create_time),
         content_summary=summary_to_pb(version.summary),
+        source=_VERSION_SOURCE_TO_PB[version.origin.source],
+        principal=version.origin.principal,
+        source_detail=version.origin.detail,
     )
+
+
+_VERSION_SOURCE_TO_PB = {
+    VersionSource.CREATED: pb.VERSION_SOURCE_CREATED,
+    VersionSource.SYNC: pb.VERSION_SOURCE_SYNC,
+    VersionSource.PUSH: pb.VERSION_SOURCE_PUSH,
+    VersionSource.OPERATION: pb.VERSION_SOURCE_OPERATION,
+}
 
 
 def task_to_pb(task: Task) -> pb.Task:
@@ -185,6 +201,7 @@ def task_to_pb(task: Task) -> pb.Task:
                 done_bytes=p.done_bytes,
                 total_bytes=p.total_bytes,
                 state=_PROGRESS_STATE_TO_PB[p.state],
+                unit=p.unit,
             )
             for p in task.progress
         ],

@@ -131,6 +131,10 @@ class VersionRow(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     # {"added": {type: n}, "removed": {...}, "present": {...}}
     summary: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON)
+    # Where the version came from (domain VersionSource), who made it and how.
+    source: Mapped[str] = mapped_column(String(16), default="created")
+    principal: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class BlobRow(Base):
@@ -320,3 +324,48 @@ class GrantRow(Base):
     principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
+
+
+class ServingGenerationRow(Base):
+    """One row (id 1) whose `value` triggers bump whenever what distributions serve changes:
+    the registry endpoint's in-memory cache is valid while it reads the same value
+    (migration 0008 has the triggers; server/registry/cache.py the reader)."""
+
+    __tablename__ = "serving_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class UploadRow(Base):
+    """A blob upload in progress on the registry endpoint (OCI "upload session").
+
+    Its bytes sit in the blob store's upload area under `uid`; `size` is what was received so
+    far. Invisible to pulls until completed with a digest; expired after `update_time` plus the
+    configured lifetime (removed with its bytes)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    principal: Mapped[str] = mapped_column(String(255), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class StagedBlobRow(Base):
+    """A blob pushed (uploaded or mounted) into a repository and not yet referenced by one of
+    its versions: what a manifest PUT into that repository may reference. Blobs are global, so
+    without this link anyone could reference a layer of another repository by its digest."""
+
+    __tablename__ = "staged_blobs"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_id: Mapped[int] = mapped_column(
+        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

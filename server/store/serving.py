@@ -34,6 +34,8 @@ class Served:
     repository_id: str
     version: int
     remote_pk: int | None
+    public: bool = False
+    """Anonymous pull allowed (the registry's access middleware reads it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,15 @@ class ServingQueries:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def generation(self) -> int:
+        """The serving generation (migration 0008): it changes, in the same transaction,
+        with anything that changes what a base path serves. A core connection and one
+        driver-level statement: this runs for (nearly) every registry request."""
+        async with self._autocommit.connect() as conn:  # no BEGIN/ROLLBACK round trips
+            result = await conn.exec_driver_sql("SELECT value FROM serving_generation WHERE id = 1")
+            return int(result.scalar_one())
 
     async def resolve(self, base_path: str) -> Served | None:
         async with self._db.session() as session:
@@ -66,6 +77,7 @@ class ServingQueries:
                         RepositoryRow.latest_version,
                         RepositoryRow.remote_id,
                         DistributionRow.version_number,
+                        DistributionRow.public,
                     )
                     .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
                     .where(DistributionRow.base_path == base_path)
@@ -73,8 +85,8 @@ class ServingQueries:
             ).first()
         if row is None:
             return None
-        pk, name, latest, remote_pk, pinned = row
-        return Served(pk, name, latest if pinned is None else pinned, remote_pk)
+        pk, name, latest, remote_pk, pinned, public = row
+        return Served(pk, name, latest if pinned is None else pinned, remote_pk, bool(public))
 
     async def catalog_entries(self, limit: int, after: str) -> list[tuple[str, str, bool]]:
         """(base path, repository id, public) of distributions after `after`, by base path."""

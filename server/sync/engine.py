@@ -24,18 +24,26 @@ from server.domain.errors import (
 from server.domain.filters import TagFilter
 from server.domain.manifests import Descriptor
 from server.domain.names import version_name
-from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG, Policy, Remote
+from server.domain.resources import (
+    BLOB,
+    MANIFEST,
+    SIGNATURE,
+    TAG,
+    Policy,
+    Remote,
+    VersionOrigin,
+    VersionSource,
+)
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
 from server.sync import progress
-from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
@@ -82,7 +90,8 @@ class SyncEngine:
         versions: VersionStore,
         content: ContentStore,
         committer: VersionCommitter,
-        storage: BlobStorage,
+        storage: BlobStore,
+        fetcher: BlobFetcher,
         hosts: Hosts,
         *,
         backoff_base: float | None = None,
@@ -94,7 +103,7 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
-        self._fetcher = BlobFetcher(storage)
+        self._fetcher = fetcher
         self._backoff = backoff_base
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
@@ -123,17 +132,32 @@ class SyncEngine:
         tags, listed = await self._list_tags(context, remote, upstream)
         snapshot = await self._gather(context, remote, upstream, tags, listed)
         await self._download_blobs(context, remote, upstream, snapshot)
-        saving = await progress.Stage(context, progress.SAVING, "Saving the new version").start()
+        saving = await progress.Stage(
+            context, progress.SAVING, "Saving the new version", total=1, unit="versions"
+        ).start()
         found = await self._save(snapshot)
-        version, _plan = await self._committer.commit(
+        version, plan = await self._committer.commit_sync(
             params.repository_id,
             found,
             mirror=params.mirror,
             remote_pk=await self._remotes.pk_of(remote.remote_id),
+            origin=VersionOrigin(
+                VersionSource.SYNC,
+                principal=context.parameters.get("principal", ""),
+                detail=f"sync from remotes/{remote.remote_id}"
+                + (" (mirror)" if params.mirror else ""),
+            ),
         )
         if version is not None:
             context.created = (version_name(params.repository_id, version.number),)
-        await saving.set(done=1, total=1)
+        removed_tags = sum(1 for kind, _ in plan.removed if kind == TAG) if plan else 0
+        if params.mirror and removed_tags:
+            # Mirror mode deletes what the upstream no longer selects; say it where it shows.
+            await context.warn(
+                f"mirror mode removed {removed_tags} tag(s) that the remote's upstream "
+                "no longer lists or its filters no longer select"
+            )
+        await saving.set(done=1)
         await saving.finish()
         if version is not None:
             await self._prune(context, params.repository_id)
@@ -144,7 +168,9 @@ class SyncEngine:
     ) -> tuple[list[str], set[str] | None]:
         """(selected tags, every listed tag or None when the listing was skipped)."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
-        stage = progress.Stage(context, progress.LISTING_TAGS, "Listing upstream tags", total=1)
+        stage = progress.Stage(
+            context, progress.LISTING_TAGS, "Listing upstream tags", total=1, unit="requests"
+        )
         await stage.start()
         if tag_filter.is_literal:
             # Every include is literal: probe those references instead of listing 50k tags.
@@ -161,6 +187,12 @@ class SyncEngine:
             )
             listed = [t for t in listed if is_tag(t)]
         tags = tag_filter.select(listed)
+        for pattern in tag_filter.unmatched_patterns(listed):
+            # A literal tag that is missing warns when probed; a glob that matches nothing
+            # would otherwise end as a silent "no new version".
+            await context.warn(
+                f"include_tags entry {pattern!r} matches none of the {len(listed)} upstream tags"
+            )
         await stage.set(done=1, message=f"Listed {len(listed)} upstream tags, {len(tags)} selected")
         await stage.finish()
         return tags, set(listed)
@@ -175,10 +207,18 @@ class SyncEngine:
     ) -> Snapshot:
         """Tags -> manifests (index children too) -> signatures; optionally signed only."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
-        stage = progress.Stage(context, progress.FETCHING_MANIFESTS, "Fetching manifests")
-        await stage.start()
-        gatherer = Gatherer(context, upstream, self._content, stage)
+        tag_stage = progress.Stage(
+            context, progress.RESOLVING_TAGS, "Resolving tags", total=len(tags), unit="tags"
+        )
+        await tag_stage.start()
+        stage = progress.Stage(
+            context, progress.FETCHING_MANIFESTS, "Fetching manifests", unit="manifests"
+        )
+        gatherer = Gatherer(context, upstream, self._content, stage, tag_stage)
         roots = await gatherer.resolve_tags(tags)
+        await tag_stage.set(message=f"{len(roots)} manifests named by {len(tags)} tags")
+        await tag_stage.finish()
+        await stage.start()
         await gatherer.walk(roots | set(tag_filter.include_digests))
         selected = dict(gatherer.snapshot.tags)
         await SignatureCollector(gatherer, remote, listed).collect()
@@ -241,16 +281,19 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-        missing = await asyncio.to_thread(
-            lambda: [b for b in wanted if not self._storage.has(b.digest)]
-        )
+        # One batch: thousands of stat calls stay off the event loop (a thread for files,
+        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+        stored = await self._storage.stat_many([b.digest for b in wanted])
+        missing = [
+            b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
+        ]
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
             f"Downloading blobs ({len(wanted) - len(missing)} already stored)",
             total=len(missing),
             total_bytes=sum(b.size for b in missing),
+            unit="blobs",
         )
         await stage.start()
         if remote.policy is not Policy.IMMEDIATE:

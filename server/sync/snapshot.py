@@ -91,25 +91,38 @@ class Gatherer:
     """Fills a snapshot from an upstream, counting progress on one stage."""
 
     def __init__(
-        self, context: TaskContext, upstream: Upstream, content: ContentStore, stage: Stage
+        self,
+        context: TaskContext,
+        upstream: Upstream,
+        content: ContentStore,
+        stage: Stage,
+        tag_stage: Stage | None = None,
     ) -> None:
         self.context = context
         self.upstream = upstream
         self._content = content
         self.stage = stage
+        """Counts manifests (its total is known only at the end)."""
+        self.tag_stage = tag_stage
+        """Counts the selected tags resolved (its total is set up front)."""
         self.snapshot = Snapshot()
 
     async def resolve_tags(self, tags: list[str], *, quiet_missing: bool = False) -> set[Digest]:
-        """HEAD each tag; returns the digests they point at (also recorded as tags)."""
+        """HEAD each tag; returns the digests they point at (also recorded as tags).
+
+        Only the selected tags count on the tag stage; quiet probes (signature tags that
+        may not exist) count nowhere, so no total changes mid-stage.
+        """
         found: set[Digest] = set()
-        await self.stage.set(total=self.stage.report.total + len(tags))
+        stage = None if quiet_missing else self.tag_stage
 
         async def resolve(tag: str) -> None:
             digest = await self._resolve(tag, quiet_missing)
             if digest is not None:
                 self.snapshot.tags[tag] = digest
                 found.add(digest)
-            await self.stage.advance()
+            if stage is not None:
+                await stage.advance()
 
         async with asyncio.TaskGroup() as group:
             for tag in tags:
@@ -151,7 +164,6 @@ class Gatherer:
 
     async def _load_or_fetch(self, digests: set[Digest]) -> None:
         """Manifests in the database cost no upstream request; the rest are fetched."""
-        await self.stage.set(total=self.stage.report.total + len(digests))
         known = await self._content.known_manifests(str(d) for d in digests)
         fetches: list[asyncio.Task[Manifest]] = []
         async with asyncio.TaskGroup() as group:

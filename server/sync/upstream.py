@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -40,7 +39,6 @@ from server.domain.manifests import (
     parse_manifest,
 )
 from server.domain.resources import Remote
-from server.storage.blobs import BlobStorage, BlobWriter
 from server.sync.auth import Authorizer, read_capped
 from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
 from server.sync.session import ProxySettings
@@ -55,10 +53,6 @@ MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 BLOB_CHUNK = 1 << 20
-# A blob must arrive at least this fast on average (after a grace period): per-read timeouts
-# alone let a slow-drip upstream hold a sync forever.
-MIN_BLOB_THROUGHPUT = 32 * 1024
-BLOB_GRACE_SECONDS = 60.0
 MAX_REFERRER_PAGES = 100
 MAX_LOOKASIDE_SIGNATURES = 100
 BACKOFF_BASE = 0.5
@@ -113,7 +107,7 @@ class Upstream:
         seen_urls: set[str] = set()
         for _ in range(MAX_TAG_PAGES):
             seen_urls.add(url)
-            body, link = await self._retrying(lambda u=url: self._get_tags_page(u))
+            body, link = await self.retrying(lambda u=url: self._get_tags_page(u))
             tags.extend(body)
             if not link:
                 return list(dict.fromkeys(tags))
@@ -146,7 +140,7 @@ class Upstream:
                     size=resp.content_length,
                 )
 
-        return await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
         """GET and parse a manifest, verifying its digest; None when it does not exist."""
@@ -191,52 +185,7 @@ class Upstream:
                     reference=reference,
                 ) from exc
 
-        return await self._retrying(attempt)
-
-    async def fetch_blob(
-        self,
-        blob: Descriptor,
-        storage: BlobStorage,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        """Download a blob into storage, verified; restarts from zero on a retryable failure."""
-        foreign = blob.is_foreign and bool(blob.urls)
-        url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
-
-        async def attempt() -> None:
-            received = 0
-            writer: BlobWriter | None = None
-            try:
-                # The temp file opens only once the response is good: a big first sync queues
-                # thousands of downloads, and an open file each would exhaust descriptors.
-                async with self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp:
-                    await self._raise_for_status(resp, f"blob {blob.digest}")
-                    writer = await storage.open_writer(blob.digest, blob.size)
-                    started = time.monotonic()
-                    deadline = started + BLOB_GRACE_SECONDS + blob.size / MIN_BLOB_THROUGHPUT
-                    async for chunk in resp.content.iter_chunked(BLOB_CHUNK):
-                        await writer.write(chunk)
-                        received += len(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                        if writer.size > blob.size:
-                            break  # more than announced: fail verification now
-                        if time.monotonic() > deadline:
-                            raise UpstreamUnavailable(
-                                f"blob {blob.digest} from {self.host} arrives too slowly",
-                                host=self.host,
-                                reason="UPSTREAM_TOO_SLOW",
-                                digest=str(blob.digest),
-                            )
-                    await writer.commit(self.host)
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                if on_bytes is not None and received:
-                    on_bytes(-received)  # the retry starts over
-                raise
-
-        await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_referrers(self, digest: Digest) -> list[Descriptor] | None:
         """Referrers of `digest` by the OCI 1.1 API; None when the registry lacks the API."""
@@ -255,7 +204,7 @@ class Upstream:
                     body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "referrers")
                     return body, _next_link(resp.headers.getall("Link", []))
 
-            page = await self._retrying(attempt)
+            page = await self.retrying(attempt)
             if page is None:
                 return None if pages == 1 else found
             try:
@@ -290,7 +239,7 @@ class Upstream:
                     f"signatures of {digest} from {self.host} are invalid", host=self.host
                 ) from exc
 
-        return await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_lookaside_signatures(self, sigstore: str, digest: Digest) -> list[bytes]:
         """`<sigstore>/<name>@<alg>=<hex>/signature-N` for N = 1, 2, ... until a 404."""
@@ -306,35 +255,24 @@ class Upstream:
                     await self._raise_for_status(resp, f"lookaside signature {n} of {digest}")
                     return await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signature")
 
-            data = await self._retrying(attempt)
+            data = await self.retrying(attempt)
             if data is None:
                 break
             found.append(data)
         return found
 
     @contextlib.asynccontextmanager
-    async def open_blob(self, blob: Descriptor) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A streaming GET of a blob (pull-through); retried only until the body starts."""
+    async def blob_stream(self, blob: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        """One GET of a blob, its body as chunks (no retries: the fetcher retries the whole
+        download through `retrying`). Body errors become `UpstreamUnavailable`."""
         foreign = blob.is_foreign and bool(blob.urls)
         url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
-
-        async def attempt() -> tuple[_Exchange, aiohttp.ClientResponse]:
-            exchange = self._send("GET", url, "blob_get", {}, credentials=not foreign)
-            resp = await exchange.__aenter__()
+        async with self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp:
+            await self._raise_for_status(resp, f"blob {blob.digest}")
             try:
-                await self._raise_for_status(resp, f"blob {blob.digest}")
-            except BaseException:
-                await exchange.__aexit__(None, None, None)
-                raise
-            return exchange, resp
-
-        exchange, resp = await self._retrying(attempt)
-        try:
-            yield resp
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _body_error(self.host, exc) from exc
-        finally:
-            await exchange.__aexit__(None, None, None)
+                yield resp.content.iter_chunked(BLOB_CHUNK)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _body_error(self.host, exc) from exc
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -361,7 +299,7 @@ class Upstream:
             raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
         return tags, link
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         tries = self._remote.max_retries + 1
         for number in range(1, tries + 1):
             try:

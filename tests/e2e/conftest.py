@@ -162,12 +162,13 @@ class E2E:
         *,
         repository: str = "",
         version: str = "",
+        public: bool = False,
     ) -> pb.Distribution:
         resp = await self.distributions.CreateDistribution(
             pb.CreateDistributionRequest(
                 distribution_id=distribution_id,
                 distribution=pb.Distribution(
-                    base_path=base_path, repository=repository, version=version
+                    base_path=base_path, repository=repository, version=version, public=public
                 ),
             )
         )
@@ -180,11 +181,15 @@ class E2E:
         upstream_name: str,
         base_path: str,
         policy: int = pb.POLICY_IMMEDIATE,
+        *,
+        public: bool = False,
     ) -> pb.Distribution:
         """setup + sync + a distribution following the repository's latest version."""
         await self.setup(name, url, upstream_name, policy)
         await self.sync(name)
-        return await self.distribute(name, base_path, repository=f"repositories/{name}")
+        return await self.distribute(
+            name, base_path, repository=f"repositories/{name}", public=public
+        )
 
     async def blobs(self, name: str) -> dict[str, pb.Blob]:
         out: dict[str, pb.Blob] = {}

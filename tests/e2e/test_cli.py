@@ -49,6 +49,7 @@ class ServerProcess:
     workdir: Path
     """The server's working directory: its data dir is `./.mirror-data` there, and mirrorctl
     runs there too, so it finds the admin token as in the README."""
+    registry_address: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -86,7 +87,9 @@ def start_server(workdir: Path) -> ServerProcess:
             cwd=workdir,
             env=clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc, workdir)
+    server = ServerProcess(
+        f"127.0.0.1:{grpc_port}", log_path, proc, workdir, f"127.0.0.1:{registry_port}"
+    )
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -160,20 +163,21 @@ def test_repository_commands(server: ServerProcess) -> None:
     assert "name: repositories/codzo" in text.splitlines()
     assert "latest_version: repositories/codzo/versions/0" in text.splitlines()
 
+    # -o json: the response message in canonical proto3 JSON, as grpcurl prints it.
     created = as_json(
         ctl(server, "--output", "json", "repository", "create", "e2e-two", "--retain-versions", "2")
-    )
+    )["repository"]
     assert created["name"] == "repositories/e2e-two"
-    assert created["retain_versions"] == 2
-    assert created["latest_version"] == "repositories/e2e-two/versions/0"
-    assert created["description"] == ""
-    assert created["uid"] and created["create_time"]
+    assert created["retainVersions"] == 2
+    assert created["latestVersion"] == "repositories/e2e-two/versions/0"
+    assert "description" not in created  # default values are left out, as grpcurl does
+    assert created["uid"] and created["createTime"]
 
-    shown = as_json(ctl(server, "repository", "show", "codzo", "-o", "json"))
+    shown = as_json(ctl(server, "repository", "show", "codzo", "-o", "json"))["repository"]
     assert (shown["name"], shown["description"]) == ("repositories/codzo", "hello mirror")
     assert shown["versions"] == "repositories/codzo"
 
-    listed = as_json(ctl(server, "-o", "json", "repository", "list"))
+    listed = as_json(ctl(server, "-o", "json", "repository", "list"))["repositories"]
     names = [r["name"] for r in listed]
     assert "repositories/codzo" in names and "repositories/e2e-two" in names
     assert names == sorted(names)
@@ -183,10 +187,10 @@ def test_repository_commands(server: ServerProcess) -> None:
 
     updated = as_json(
         ctl(server, "-o", "json", "repository", "update", "e2e-two", "--description", "changed")
-    )
-    assert (updated["description"], updated["retain_versions"]) == ("changed", 2)
+    )["repository"]
+    assert (updated["description"], updated["retainVersions"]) == ("changed", 2)
     assert updated["uid"] == created["uid"]
-    assert updated["update_time"] >= created["update_time"]
+    assert updated["updateTime"] >= created["updateTime"]
 
     assert ok(ctl(server, "repository", "delete", "e2e-two")).strip() == (
         "deleted repositories/e2e-two"
@@ -218,29 +222,30 @@ def test_remote_commands(server: ServerProcess) -> None:
         )
     )
     assert SECRET not in created_text
-    created = json.loads(created_text)
+    created = json.loads(created_text)["remote"]
     assert created["name"] == "remotes/e2e-hub"
     assert created["url"] == "https://registry.example.com"
-    assert created["upstream_name"] == "library/hello-world"
-    assert created["include_tags"] == ["1.*", "2.*"]
+    assert created["upstreamName"] == "library/hello-world"
+    assert created["includeTags"] == ["1.*", "2.*"]
     assert created["policy"] == "POLICY_ON_DEMAND"
-    assert (created["username"], created["password_set"]) == ("bob", True)
-    assert created.get("password", "") == ""
+    assert (created["username"], created["passwordSet"]) == ("bob", True)
+    assert "password" not in created
 
     shown_text = ok(ctl(server, "remote", "show", "e2e-hub"))
     assert "password: (set)" in shown_text.splitlines()
     assert SECRET not in shown_text
-    assert as_json(ctl(server, "-o", "json", "remote", "show", "remotes/e2e-hub")) == created
+    shown = as_json(ctl(server, "-o", "json", "remote", "show", "remotes/e2e-hub"))
+    assert shown == {"remote": created}
 
-    listed = as_json(ctl(server, "-o", "json", "remote", "list"))
+    listed = as_json(ctl(server, "-o", "json", "remote", "list"))["remotes"]
     assert [r["name"] for r in listed if r["name"] == "remotes/e2e-hub"] == ["remotes/e2e-hub"]
 
     updated = as_json(
         ctl(server, "-o", "json", "remote", "update", "e2e-hub", "--exclude-tags", "*-rc*")
-    )
-    assert updated["exclude_tags"] == ["*-rc*"]
-    assert updated["include_tags"] == ["1.*", "2.*"]
-    assert updated["password_set"] is True
+    )["remote"]
+    assert updated["excludeTags"] == ["*-rc*"]
+    assert updated["includeTags"] == ["1.*", "2.*"]
+    assert updated["passwordSet"] is True
     assert updated["uid"] == created["uid"]
 
     assert ok(ctl(server, "remote", "delete", "e2e-hub")).strip() == "deleted remotes/e2e-hub"
@@ -249,16 +254,16 @@ def test_remote_commands(server: ServerProcess) -> None:
 
 def test_version_and_task_commands(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-versions"))
-    versions = as_json(ctl(server, "-o", "json", "version", "list", "e2e-versions"))
+    versions = as_json(ctl(server, "-o", "json", "version", "list", "e2e-versions"))["versions"]
     assert [v["name"] for v in versions] == ["repositories/e2e-versions/versions/0"]
     table = ok(ctl(server, "version", "list", "e2e-versions")).splitlines()
     assert table[0].split() == ["NUMBER", "CREATED", "BASE", "ADDED", "REMOVED", "PRESENT"]
     assert table[1].split()[0] == "0"
 
     latest = as_json(ctl(server, "-o", "json", "version", "show", "e2e-versions", "latest"))
+    latest = latest["version"]
     assert latest["name"] == "repositories/e2e-versions/versions/0"
-    assert latest["base_version"] == ""
-    assert "content_summary" in latest
+    assert "baseVersion" not in latest
     text = ok(ctl(server, "version", "show", "e2e-versions", "0")).splitlines()
     assert "name: repositories/e2e-versions/versions/0" in text
     assert "content: (none)" in text
@@ -281,7 +286,7 @@ def test_version_and_task_commands(server: ServerProcess) -> None:
     )
     task = as_json(
         ctl(server, "-o", "json", "sync", "e2e-versions", "--remote", "e2e-dead", "--detach")
-    )
+    )["task"]
     assert task["name"].startswith("tasks/")
     assert task["state"] == "TASK_STATE_QUEUED"
     assert task["parameters"]["repository"] == "repositories/e2e-versions"
@@ -302,7 +307,7 @@ def test_version_and_task_commands(server: ServerProcess) -> None:
             "--repository",
             "e2e-versions",
         )
-    )
+    )["tasks"]
     assert [t["name"] for t in mine] == [task["name"]]
     assert mine[0]["state"] == "TASK_STATE_FAILED"
     assert mine[0]["error"]["code"] and mine[0]["error"]["reason"]
@@ -337,7 +342,7 @@ def test_mirror_server_environment_variable(server: ServerProcess) -> None:
                 MIRROR_TOKEN_FILE=str(server.workdir / ".mirror-data" / "admin-token"),
             ),
         )
-    )
+    )["repositories"]
     assert "repositories/e2e-env" in [r["name"] for r in listed]
     # The variable is really used: pointing it at nothing fails.
     dead = f"127.0.0.1:{free_port()}"
@@ -381,3 +386,103 @@ def test_sigterm_stops_cleanly_and_every_rpc_is_logged(
     ], log
     assert SECRET not in log
     assert "Traceback" not in log, log
+
+
+def run_server(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to its end (for start-up failures and --help)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [PYTHON, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+        env=clean_env(),
+        check=False,
+    )
+
+
+def test_a_taken_port_is_a_one_line_error(server: ServerProcess, tmp_path: Path) -> None:
+    """A second server on a taken port (either one) says so in one line and exits 3; it
+    never shares the port (grpc's SO_REUSEPORT is off) nor touches its data directory."""
+    ok(ctl(server, "repository", "create", "e2e-first-server"))
+    cases = [
+        (server.address, f"127.0.0.1:{free_port()}", f"{server.address} for gRPC"),
+        (
+            f"127.0.0.1:{free_port()}",
+            server.registry_address,
+            f"{server.registry_address} for the registry",
+        ),
+    ]
+    for grpc_address, registry_address, where in cases:
+        data = tmp_path / "second-data"
+        result = run_server(
+            tmp_path,
+            "--grpc-address",
+            grpc_address,
+            "--registry-address",
+            registry_address,
+            "--data-dir",
+            str(data),
+        )
+        assert result.returncode == 3, result
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"mirror-server: error: cannot listen on {where}: Address already in use"
+        ], result.stderr
+        assert not data.exists()
+    # Every call still reaches the first server's database.
+    for _ in range(5):
+        listed = as_json(ctl(server, "-o", "json", "repository", "list"))["repositories"]
+        assert "repositories/e2e-first-server" in [r["name"] for r in listed]
+
+
+def test_server_help_names_every_variable_of_the_readme(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    variables = re.findall(r"^\| `--[a-z-]+` \| `(MIRROR_[A-Z_]+)` \|", section, re.MULTILINE)
+    assert len(variables) >= 6, section
+    result = run_server(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: mirror-server" in result.stdout
+    for variable in variables:
+        assert variable in result.stdout, variable
+
+
+BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
+
+
+@pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
+def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
+    """`-o json` is the canonical proto3 JSON: a script can switch to buf curl / grpcurl."""
+    ok(ctl(server, "repository", "create", "e2e-json", "--retain-versions", "3"))
+    for command, method, body in [
+        (
+            ["repository", "show", "e2e-json"],
+            "RepositoryService/GetRepository",
+            {"name": "repositories/e2e-json"},
+        ),
+        (
+            ["version", "show", "e2e-json", "0"],
+            "VersionService/GetVersion",
+            {"name": "repositories/e2e-json/versions/0"},
+        ),
+    ]:
+        ours = as_json(ctl(server, "-o", "json", *command))
+        theirs = subprocess.run(
+            [
+                str(BUF),
+                "curl",
+                "--protocol",
+                "grpc",
+                "--http2-prior-knowledge",
+                "--data",
+                json.dumps(body),
+                f"http://{server.address}/mirror.v1.{method}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert ours == json.loads(theirs.stdout), method

@@ -258,7 +258,9 @@ class SyncRun:
 
 def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]) -> None:
     """SNAPSHOT first, FINISHED last (and only last), the task state never goes back, and
-    per progress code neither ``done`` nor ``total`` ever decrease."""
+    per progress code neither ``done`` nor ``total`` ever decrease, a total once known never
+    changes while its stage runs (clients draw rates and ETAs from it), and every report
+    states its unit."""
     assert events, "no events"
     kinds = [e.kind for e in events]
     assert kinds[0] == pb.TASK_EVENT_KIND_SNAPSHOT, kinds
@@ -271,6 +273,7 @@ def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]
     assert len(names) == 1, names
     rank = 0
     done: dict[str, int] = {}
+    totals: dict[str, int] = {}
     for i, event in enumerate(events):
         state_rank = _STATE_RANK[event.task.state]
         assert state_rank >= rank, f"event {i}: state went back to {event.task.state}"
@@ -281,6 +284,12 @@ def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]
                 f"event {i}: {report.code} done went from {before} back to {report.done}"
             )
             done[report.code] = report.done
+            assert report.unit, f"event {i}: {report.code} states no unit"
+            if report.state == pb.PROGRESS_STATE_RUNNING and report.total:
+                known = totals.setdefault(report.code, report.total)
+                assert report.total == known, (
+                    f"event {i}: {report.code} total changed from {known} to {report.total}"
+                )
     assert events[-1].task.state in TERMINAL
 
 
@@ -296,6 +305,7 @@ class Mirror:
         self.versions = pb_grpc.VersionServiceStub(channel)
         self.content = pb_grpc.ContentServiceStub(channel)
         self.tasks = pb_grpc.TaskServiceStub(channel)
+        self.operations = pb_grpc.ContentOperationServiceStub(channel)
 
     # -- resources -----------------------------------------------------------------
     async def create_repository(self, repo_id: str, retain_versions: int = 0) -> pb.Repository:

@@ -307,6 +307,52 @@ CASES = [
         ),
     ),
     Case(
+        "ContentOperationService/ModifyContent",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n),
+            lambda r: pb.ModifyContentRequest(
+                repository=r, base_version=f"{r}/versions/0", remove=[f"sha256:{'0' * 64}"]
+            ),
+        ),
+        admin_code=grpc.StatusCode.NOT_FOUND,  # the servicer's answer: no such content
+    ),
+    Case(
+        "ContentOperationService/TagManifest",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n),
+            lambda r: pb.TagManifestRequest(repository=r, tag="t", digest=f"sha256:{'0' * 64}"),
+        ),
+        admin_code=grpc.StatusCode.NOT_FOUND,
+    ),
+    Case(
+        "ContentOperationService/UntagManifest",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n), lambda r: pb.UntagManifestRequest(repository=r, tag="t")
+        ),
+        admin_code=grpc.StatusCode.NOT_FOUND,
+    ),
+    Case(
+        "ContentOperationService/CopyTags",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n),
+            lambda r: pb.CopyTagsRequest(
+                source_version=f"{r}/versions/0", destination=r, tags=["t"]
+            ),
+        ),
+        admin_code=grpc.StatusCode.NOT_FOUND,
+    ),
+    Case(
+        "ContentOperationService/RollbackRepository",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n), lambda r: pb.RollbackRepositoryRequest(version=f"{r}/versions/0")
+        ),
+    ),
+    Case(
         "DistributionService/CreateDistribution",
         WRITE_SCOPED,
         lambda s, n: _then(

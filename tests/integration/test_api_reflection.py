@@ -8,6 +8,10 @@ runs on stays free.
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -17,7 +21,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
 
 MIRROR_SERVICES = sorted(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 
@@ -49,9 +55,14 @@ def _reflect(target: str) -> tuple[list[str], dict[str, list[str]], str]:
 async def test_reflection_and_health(grpc_target: str) -> None:
     services, methods, filename = await asyncio.to_thread(_reflect, grpc_target)
     assert sorted(services) == sorted(
-        [*MIRROR_SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+        [
+            *MIRROR_SERVICES,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
     )
-    assert len(MIRROR_SERVICES) == 8  # with AccessService
+    assert len(MIRROR_SERVICES) == 9  # with ContentOperationService and AccessService
     for name in MIRROR_SERVICES:
         expected = [m.name for m in pb.DESCRIPTOR.services_by_name[name.split(".")[-1]].methods]
         assert methods[name] == expected, name
@@ -76,3 +87,42 @@ async def test_reflection_and_health(grpc_target: str) -> None:
             assert err.code() is grpc.StatusCode.NOT_FOUND
         else:
             raise AssertionError("an unknown service must not be reported healthy")
+
+
+BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+async def test_buf_curl_through_either_reflection_version(
+    grpc_target: str, admin_token: str, protocol: str
+) -> None:
+    """`buf curl` (a real client, v1 first by default) calls a method it knows only by
+    reflection, through each reflection version on its own."""
+    buf = str(BUF) if BUF.exists() else shutil.which("buf")
+    if buf is None:
+        pytest.skip("buf is not installed (npm ci installs it)")
+    async with grpc.aio.insecure_channel(
+        grpc_target, interceptors=aio_interceptors(admin_token)
+    ) as channel:
+        stub = pb_grpc.RepositoryServiceStub(channel)
+        await stub.CreateRepository(pb.CreateRepositoryRequest(repository_id="reflected"))
+    proc = await asyncio.create_subprocess_exec(
+        buf,
+        "curl",
+        "--header",
+        f"authorization: Bearer {admin_token}",  # reflection is open, the call is not
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "--reflect-protocol",
+        protocol,
+        "--data",
+        '{"name": "repositories/reflected"}',
+        f"http://{grpc_target}/mirror.v1.RepositoryService/GetRepository",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["repository"]["name"] == "repositories/reflected"
