@@ -214,3 +214,29 @@ async def test_tls_and_mtls_on_grpc(settings: Settings, tmp_path: Path) -> None:
                 assert refused.value.code is grpc.StatusCode.UNAVAILABLE
         finally:
             await server.stop(None)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_copy_needs_read_on_the_source_and_mirror_mode_needs_admin(
+    grpc_target: str, admin_token: str
+) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as admin:
+        for name in ("a", "b"):
+            await admin.create_repository(name)
+        token = await principal_with_token(admin, "copier", grants={"b": "editor"})
+        async with AsyncMirrorClient(grpc_target, timeout=10, token=token) as copier:
+            copy = ("repositories/a/versions/0", "repositories/b", ["t"])
+            with pytest.raises(MirrorClientError) as denied:
+                await copier.copy_tags(*copy)
+            assert denied.value.code is grpc.StatusCode.PERMISSION_DENIED
+            assert denied.value.metadata["repository"] == "repositories/a"
+            await admin.create_grant("copier", "a", "viewer")
+            with pytest.raises(MirrorClientError) as missing:  # allowed: the tag is unknown
+                await copier.copy_tags(*copy)
+            assert missing.value.code is grpc.StatusCode.NOT_FOUND
+            # An editor may update its repository, but not turn mirror mode on or off.
+            await copier.update_repository("b", description="ok")
+            with pytest.raises(MirrorClientError) as denied:
+                await copier.update_repository("b", mirror=True)
+            assert denied.value.code is grpc.StatusCode.PERMISSION_DENIED
+        await admin.update_repository("b", mirror=True)

@@ -72,10 +72,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grants")),
         sa.UniqueConstraint("principal_id", "repository_id", name=op.f("uq_grants_principal_id")),
     )
-    with op.batch_alter_table("distributions", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("public", sa.Boolean(), server_default=sa.text("false"), nullable=False)
-        )
+    # A plain ADD COLUMN, not a batch: on SQLite a batch rebuilds the table and drops its
+    # triggers (the serving-generation triggers of 0008 live on distributions).
+    op.add_column(
+        "distributions",
+        sa.Column("public", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+    )
 
 
 def downgrade() -> None:
