@@ -123,6 +123,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
             reset = _CURRENT.set(principal)
             lost = asyncio.ensure_future(self._until_lost(credential, checks))
             responses = inner(request, context).__aiter__()
+            following: asyncio.Future[Any] | None = None
             try:
                 while True:
                     following = asyncio.ensure_future(responses.__anext__())
@@ -134,15 +135,19 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                             return
                         yield response
                         continue
-                    following.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await following
                     error = lost.result()
                     self._record_failure(method, context, error, principal.name)
                     await context.abort_with_status(to_status(error))
             finally:
+                # The client went away, the caller lost access, or the stream ended: stop
+                # the servicer's generator too, and the re-check.
                 lost.cancel()
-                _CURRENT.reset(reset)
+                if following is not None and not following.done():
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await following
+                with contextlib.suppress(ValueError):  # finalised in another context
+                    _CURRENT.reset(reset)
                 self._audit(method, principal, request, context)
 
         return stream
