@@ -54,6 +54,10 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def admin_token(self) -> str:
+        """The token the server wrote on first start."""
+        return (self.workdir / ".mirror-data" / "admin-token").read_text().strip()
+
     def stop(self) -> int:
         """SIGTERM, then the exit status (which must come within 10 s)."""
         self.proc.send_signal(signal.SIGTERM)
@@ -476,6 +480,8 @@ def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
                 "--protocol",
                 "grpc",
                 "--http2-prior-knowledge",
+                "--header",
+                f"authorization: Bearer {server.admin_token()}",
                 "--data",
                 json.dumps(body),
                 f"http://{server.address}/mirror.v1.{method}",
