@@ -213,6 +213,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         async def scope(of: Any) -> str | None:
             try:
                 return await of(request, self._store)
+            except MirrorError:  # e.g. the database is away: the caller learns that
+                raise
             except Exception:
                 log.debug("no repository scope for %s", method, exc_info=True)
                 return None
@@ -239,12 +241,18 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         if not self._enabled:
             return NO_AUTH, _Credential(), []
         credential = self._credential(context)
-        found = await self._authenticate(credential)
+        try:
+            found = await self._authenticate(credential)
+            checks = (
+                [] if isinstance(found, MirrorError) else await self._checks(method, rule, request)
+            )
+        except MirrorError as exc:  # DatabaseUnavailable and the like: UNAVAILABLE, not UNKNOWN
+            await context.abort_with_status(to_status(exc))
+            raise AssertionError("unreachable: abort_with_status raises") from None
         if isinstance(found, MirrorError):
             self._record_failure(method, context, found, "-")
             await context.abort_with_status(to_status(found))
             raise AssertionError("unreachable: abort_with_status raises")
-        checks = await self._checks(method, rule, request)
         refused = self._refusal(found, checks)
         if refused is not None:
             self._record_failure(method, context, refused, found.name, request)

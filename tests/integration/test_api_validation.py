@@ -658,7 +658,7 @@ RULES = {
 async def test_bad_id_is_invalid_resource_id(target: Target, bad_id: str) -> None:
     with pytest.raises(MirrorClientError) as info:
         await invoke(
-            target.address,
+            target,
             "RepositoryService/CreateRepository",
             pb.CreateRepositoryRequest(repository_id=bad_id),
         )
@@ -670,7 +670,7 @@ async def test_an_invalid_id_does_not_hide_other_bad_fields(target: Target) -> N
         remote_id="Bad Id", remote=pb.Remote(url="ftp://x", upstream_name="library/hello")
     )
     with pytest.raises(MirrorClientError) as info:
-        await invoke(target.address, "RemoteService/CreateRemote", request)
+        await invoke(target, "RemoteService/CreateRemote", request)
     err = info.value
     assert err.reason == "MULTIPLE_RULES", str(err)
     assert [(v.field, v.reason) for v in err.violations] == [
@@ -681,7 +681,7 @@ async def test_an_invalid_id_does_not_hide_other_bad_fields(target: Target) -> N
         distribution_id="-x", distribution=pb.Distribution(base_path="UP", repository="r")
     )
     with pytest.raises(MirrorClientError) as info:
-        await invoke(target.address, "DistributionService/CreateDistribution", request)
+        await invoke(target, "DistributionService/CreateDistribution", request)
     assert [(v.field, v.reason) for v in info.value.violations] == [
         ("distribution_id", "INVALID_RESOURCE_ID"),
         ("distribution.base_path", "INVALID_REPOSITORY_PATH"),
@@ -691,7 +691,7 @@ async def test_an_invalid_id_does_not_hide_other_bad_fields(target: Target) -> N
         repository_id="A", repository=pb.Repository(retain_versions=-1)
     )
     with pytest.raises(MirrorClientError) as info:
-        await invoke(target.address, "RepositoryService/CreateRepository", request)
+        await invoke(target, "RepositoryService/CreateRepository", request)
     assert [(v.field, v.reason) for v in info.value.violations] == [
         ("repository_id", "INVALID_RESOURCE_ID"),
         ("repository.retain_versions", "VALUE_OUT_OF_RANGE"),
