@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -29,7 +30,7 @@ from server.private_files import private_dir, read_or_create, touch_private
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
-from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
+from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
 from server.services.access import AccessServicer
 from server.services.content import ContentServicer
@@ -127,6 +128,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             fetcher,
             hosts,
             backoff_base=settings.retry_backoff,
+            limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
@@ -155,7 +157,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             committer=committer,
             operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, fetcher, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts, settings.limits),
             access=access,
             registry_tokens=RegistryTokens(
                 read_or_create(settings.registry_key_file, new_signing_key()),
@@ -370,7 +372,6 @@ async def start_registry(
 ) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
-    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
     serving = ServingCache(ServingQueries(services.db))
@@ -447,6 +448,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings = dataclasses.replace(settings, limits=fit_to_descriptors(settings.limits))
     access = access_interceptor(settings)
     server = new_grpc_server(settings.limits, access)
     bind_grpc(server, settings.grpc_address, grpc_server_credentials(settings))
