@@ -88,10 +88,12 @@ async def e2e(
         # challenge with a token for `admin`, and skopeo finds admin's credentials in the
         # auth file `skopeo login` would write (tests of login itself are in test_access_*).
         auth_file = write_auth_file(tmp_path / "auth.json", registry_endpoint, "admin", admin_token)
+        registry_auth = DockerTokenAuth("admin", admin_token)
         async with aiohttp.ClientSession(
-            auto_decompress=False, middlewares=(DockerTokenAuth("admin", admin_token),)
+            auto_decompress=False, middlewares=(registry_auth,)
         ) as http:
             e2e = E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http, auth_file)
+            e2e.registry_auth = registry_auth
             e2e.storage = storage_view
             yield e2e
 
@@ -122,6 +124,8 @@ class E2E:
     ) -> None:
         self.endpoint = endpoint
         self.auth_file = auth_file
+        self.registry_auth: DockerTokenAuth | None = None
+        """The token-flow middleware of `http`, for sessions a test opens itself."""
         self.base_url = f"http://{endpoint}"
         self.data_dir = data_dir
         self.storage: StorageView = FilesystemView(data_dir)

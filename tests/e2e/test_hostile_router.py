@@ -121,7 +121,8 @@ async def test_router_never_answers_5xx_nor_opens_outside_the_data_dir(
     digests = [image.digest, *image.blobs]
     loop = asyncio.get_running_loop()
     statuses: Counter[int] = Counter()
-    http = aiohttp.ClientSession(auto_decompress=False)
+    # As admin (the token flow answered by the session), so requests reach the handlers.
+    http = aiohttp.ClientSession(auto_decompress=False, middlewares=(e2e.registry_auth,))
 
     async def send(method: str, path: str, query: str, headers: dict[str, str]) -> int:
         target = URL(e2e.url(path + (("?" + query) if query else "")), encoded=True)
