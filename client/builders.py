@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -22,6 +22,7 @@ from .names import distribution_name, remote_name, repository_name, version_name
 
 __all__ = [
     "REMOTE_INPUT_FIELDS",
+    "cleanup_orphans_request",
     "create_distribution_request",
     "create_remote_request",
     "create_repository_request",
@@ -485,3 +486,24 @@ def create_token_request(
     if expire_time is not None:
         token.expire_time.FromDatetime(expire_time)
     return pb.CreateTokenRequest(parent=principal_name(principal), token=token)
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    if not seconds >= 0:
+        raise ValueError(f"a duration must be zero or more seconds, not {seconds!r}")
+    whole = int(seconds)
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
+
+
+def cleanup_orphans_request(
+    orphan_protection_time: float | None,
+    task_retention: float | None,
+    request_id: str | None = None,
+) -> pb.CleanupOrphansRequest:
+    """A CleanupOrphans request; None leaves a duration to the server's setting."""
+    request = pb.CleanupOrphansRequest(request_id=request_id or "")
+    if orphan_protection_time is not None:
+        request.orphan_protection_time.CopyFrom(_duration(orphan_protection_time))
+    if task_retention is not None:
+        request.task_retention.CopyFrom(_duration(task_retention))
+    return request

@@ -102,6 +102,7 @@ _D = "/mirror.v1.DistributionService/"
 _T = "/mirror.v1.TaskService/"
 _A = "/mirror.v1.AccessService/"
 _O = "/mirror.v1.ContentOperationService/"
+_H = "/mirror.v1.HousekeepingService/"
 
 RULES: dict[str, Rule] = {
     _R + "CreateRepository": Rule(Action.WRITE),
@@ -128,6 +129,9 @@ RULES: dict[str, Rule] = {
     _O + "UntagManifest": Rule(Action.WRITE, _field("repository")),
     _O + "CopyTags": Rule(Action.WRITE, _field("destination"), _field("source_version")),
     _O + "RollbackRepository": Rule(Action.WRITE, _field("version")),
+    # Garbage collection acts on the whole store: an operator's (admin's) call.
+    _H + "CleanupOrphans": Rule(Action.ADMIN),
+    _H + "RepairVersion": Rule(Action.WRITE, _field("version")),
     _D + "CreateDistribution": Rule(Action.WRITE, _distribution_create),
     _D + "GetDistribution": Rule(Action.READ, _distribution),
     _D + "ListDistributions": Rule(Action.READ),

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from server.access.model import Action
 from server.access.policy import may
@@ -215,17 +214,8 @@ async def _stored_response(
         return web.Response(
             status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
         )
-    if kind is not RangeKind.IGNORE:
-        return await storage.http_response(request, stored, headers)
-    # The store answers a copy of the request without the header (the whole blob, 200),
-    # prepared here against that copy; aiohttp then sees it prepared.
-    plain = CIMultiDict(request.headers)
-    plain.popall("Range", None)
-    clone = request.clone(headers=plain)
-    response = await storage.http_response(clone, stored, headers)
-    if not response.prepared:
-        await response.prepare(clone)
-    return response
+    # A multi-range or malformed Range is ignored (RFC 9110 14.2): the whole blob, 200.
+    return await storage.http_response(request, stored, headers, whole=kind is RangeKind.IGNORE)
 
 
 async def referrers(request: web.Request) -> web.Response:

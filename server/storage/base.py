@@ -192,10 +192,11 @@ class BlobStore(Protocol):
         ...
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str]
+        self, request: web.Request, stat: BlobStat, headers: dict[str, str], whole: bool = False
     ) -> web.StreamResponse:
-        """Answer a registry GET of a stored blob (Range honoured): a file, a redirect to a
-        presigned URL, or the bytes streamed through, as the backend and settings say."""
+        """Answer a registry GET of a stored blob (Range honoured unless `whole`): a file, a
+        redirect to a presigned URL, or the bytes streamed through, as the backend and
+        settings say."""
         ...
 
     async def aclose(self) -> None:

@@ -335,7 +335,7 @@ class S3BlobStore:
         )
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str]
+        self, request: web.Request, stat: BlobStat, headers: dict[str, str], whole: bool = False
     ) -> web.StreamResponse:
         if request.method == "HEAD":
             return web.Response(headers={**headers, "Content-Length": str(stat.size)})
@@ -344,20 +344,24 @@ class S3BlobStore:
             # their registry credentials to it; the URL expires in `s3_presign_seconds`.
             location = await self.presigned_url(stat.digest)
             return web.Response(status=307, headers={**headers, "Location": location})
-        return await _stream(self, request, stat, headers)
+        return await _stream(self, request, stat, headers, whole)
 
     async def aclose(self) -> None:
         await self._stack.aclose()
 
 
 async def _stream(
-    store: S3BlobStore, request: web.Request, stat: BlobStat, headers: dict[str, str]
+    store: S3BlobStore,
+    request: web.Request,
+    stat: BlobStat,
+    headers: dict[str, str],
+    whole: bool = False,
 ) -> web.StreamResponse:
-    """The blob's bytes through this process, honouring a single `Range`."""
+    """The blob's bytes through this process, honouring a single `Range` unless `whole`."""
     start, end = 0, stat.size
     status = 200
     try:
-        wanted = request.http_range
+        wanted = slice(None, None) if whole else request.http_range
     except ValueError:
         wanted = slice(None, None)
     if wanted.start is not None or wanted.stop is not None:

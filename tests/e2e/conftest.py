@@ -122,6 +122,7 @@ class E2E:
         http: aiohttp.ClientSession,
         auth_file: Path | None = None,
     ) -> None:
+        self.channel = channel
         self.endpoint = endpoint
         self.auth_file = auth_file
         self.registry_auth: DockerTokenAuth | None = None
@@ -154,11 +155,11 @@ class E2E:
             )
         )
 
-    async def sync(self, name: str, remote: str | None = None) -> pb.Task:
+    async def sync(self, name: str, remote: str | None = None, *, mirror: bool = False) -> pb.Task:
         """Sync to the end over the streaming RPC; asserts FINISHED / COMPLETED."""
         events: list[pb.SyncResponse] = []
         request = pb.SyncRequest(
-            repository=f"repositories/{name}", remote=f"remotes/{remote or name}"
+            repository=f"repositories/{name}", remote=f"remotes/{remote or name}", mirror=mirror
         )
         async with asyncio.timeout(SYNC_TIMEOUT):
             async for event in self.syncs.Sync(request):

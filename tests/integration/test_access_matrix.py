@@ -353,6 +353,18 @@ CASES = [
         ),
     ),
     Case(
+        "HousekeepingService/CleanupOrphans",
+        ADMIN,
+        _static(pb.CleanupOrphansRequest()),
+    ),
+    Case(
+        "HousekeepingService/RepairVersion",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n), lambda r: pb.RepairVersionRequest(version=f"{r}/versions/0")
+        ),
+    ),
+    Case(
         "DistributionService/CreateDistribution",
         WRITE_SCOPED,
         lambda s, n: _then(

@@ -1,7 +1,7 @@
 """access control: principals, API tokens, grants, public distributions
 
 Revision ID: 0002
-Revises: 0005
+Revises: 0004
 Create Date: 2026-12-01 23:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import server.store.schema
 
 revision: str = "0002"
-down_revision: str | None = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
