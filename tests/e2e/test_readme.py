@@ -87,12 +87,13 @@ def test_readme_sessions_run_in_order(
     substitutions = {
         DOCKER_HUB: upstream_registry.url,
         "127.0.0.1:50051": server.address,
-        "127.0.0.1:5050/": f"{server.registry_address}/",
     }
     ran: list[str] = []
     skipped: list[str] = []
     for section in SESSIONS:
         for command in sh_blocks(section):
+            # The registry endpoint also stands alone (`skopeo login ... 127.0.0.1:5050`).
+            command = re.sub(r"127\.0\.0\.1:5050(?![0-9])", server.registry_address, command)
             for old, new in substitutions.items():
                 command = command.replace(old, new)
             words = shlex.split(command, comments=True)
