@@ -214,8 +214,11 @@ async def _stored_response(
         return web.Response(
             status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
         )
-    # A multi-range or malformed Range is ignored (RFC 9110 14.2): the whole blob, 200.
-    return await storage.http_response(request, stored, headers, whole=kind is RangeKind.IGNORE)
+    # A multi-range or malformed header is ignored: the whole blob, 200 (the store answers
+    # as if there were none).
+    return await storage.http_response(
+        request, stored, headers, ignore_range=kind is RangeKind.IGNORE
+    )
 
 
 async def referrers(request: web.Request) -> web.Response:

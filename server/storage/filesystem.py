@@ -124,6 +124,16 @@ class _FileWriter(BlobWriter):
         await asyncio.to_thread(self._drop)
 
 
+class _WholeFileResponse(web.FileResponse):
+    """A FileResponse that answers as if the request had no Range header. aiohttp prepares it
+    once, with the real request; it sees a copy without the header."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        plain = CIMultiDict(request.headers)
+        plain.popall("Range", None)
+        return await super().prepare(request.clone(headers=plain))
+
+
 class FilesystemBlobStore:
     """Blob files under `root`, named by digest."""
 
@@ -242,11 +252,16 @@ class FilesystemBlobStore:
             await asyncio.to_thread((self.temp_dir / temporary.key).unlink)
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str], whole: bool = False
+        self,
+        request: web.Request,
+        stat: BlobStat,
+        headers: dict[str, str],
+        *,
+        ignore_range: bool = False,
     ) -> web.StreamResponse:
         # FileResponse: sendfile, Range and conditional requests; its validators are the
         # file's own (mtime/size), the digest travels in Docker-Content-Digest.
-        kind = _WholeFileResponse if whole else web.FileResponse
+        kind = _WholeFileResponse if ignore_range else web.FileResponse
         return kind(self.path(stat.digest), headers=headers)
 
     async def aclose(self) -> None:
