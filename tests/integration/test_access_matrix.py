@@ -97,7 +97,8 @@ async def server(
             address = f"127.0.0.1:{port}"
             token = read_token_file(settings.admin_token_file)
             try:
-                async with AsyncMirrorClient(address, timeout=10, token=token) as admin:
+                # A generous deadline: the preparations are many calls on a busy machine.
+                async with AsyncMirrorClient(address, timeout=60, token=token) as admin:
                     tokens = {"admin": token}
                     await admin.create_repository("shared")  # CreateGrant's target
                     for name, role in (("editor", "editor"), ("viewer", "viewer")):
@@ -518,7 +519,7 @@ async def call(s: Server, caller: str, case: Case, request: Message) -> grpc.Sta
                     events = [e async for e in method(request)]
                 assert events, f"{case.rpc} streamed nothing"
             else:
-                await method(request, timeout=10)
+                await method(request, timeout=60)
         except grpc.aio.AioRpcError as err:
             return err.code()
     return OK
