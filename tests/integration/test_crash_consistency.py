@@ -39,7 +39,9 @@ from tests.support.s3 import (
 )
 from tests.support.serverproc import ServerProcess
 
-pytestmark = REGISTRY_MARKS
+# Each trial restarts a real server process (a few seconds each on a loaded 2-core machine):
+# the per-test timeout of the suite (120 s) is too short for 20 of them.
+pytestmark = [*REGISTRY_MARKS, pytest.mark.timeout(900)]
 
 TRIALS = int(os.environ.get("MIRROR_CRASH_TRIALS", "20"))
 S3_TRIALS = int(os.environ.get("MIRROR_CRASH_S3_TRIALS", "5"))  # per database: 10 on S3
