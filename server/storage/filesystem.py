@@ -266,3 +266,16 @@ class FilesystemBlobStore:
 
     async def aclose(self) -> None:
         return None
+
+
+class _WholeFileResponse(web.FileResponse):
+    """A FileResponse that ignores the request's Range header (RFC 9110 14.2 allows it).
+
+    aiohttp prepares a returned response with the original request, so the header is dropped
+    here rather than by preparing it earlier against a copy (FileResponse cannot be prepared
+    twice)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        plain = CIMultiDict(request.headers)
+        plain.popall("Range", None)
+        return await super().prepare(request.clone(headers=plain))

@@ -492,7 +492,7 @@ async def _stream(
     headers: dict[str, str],
     ignore_range: bool,
 ) -> web.StreamResponse:
-    """The blob's bytes through this process, honouring a single `Range`."""
+    """The blob's bytes through this process, honouring a single `Range` unless `whole`."""
     start, end = 0, stat.size
     status = 200
     try:
