@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client.auth import aio_interceptors, read_token_file
+from client.auth import aio_interceptors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +39,6 @@ class ServerProcess:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
-
-    def channel(self) -> grpc.aio.Channel:
-        """A channel that sends the admin token the server wrote at its first start."""
-        token = read_token_file(self.data_dir / "admin-token")
-        return grpc.aio.insecure_channel(self.target, interceptors=aio_interceptors(token))
 
     async def start(self, max_wait: float = 30.0) -> None:
         """Start and wait until the health check says SERVING."""
@@ -76,6 +71,11 @@ class ServerProcess:
         )
         log.close()
         return self.proc
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to the server sending the admin token it wrote on first start."""
+        token = (self.data_dir / "admin-token").read_text().strip()
+        return grpc.aio.insecure_channel(self.target, interceptors=aio_interceptors(token))
 
     async def _serving(self) -> bool:
         try:
