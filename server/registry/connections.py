@@ -200,6 +200,7 @@ class GuardedSite(web.BaseSite):
         self.guard = guard
         self._sock = sock
         self._accepting: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -234,16 +235,38 @@ class GuardedSite(web.BaseSite):
                 conn.close()
                 continue
             handler = _GuardedHandler(self.guard, address, server, loop=loop, **kwargs)
-            try:
-                await loop.connect_accepted_socket(lambda h=handler: h, conn, ssl=self._ssl_context)
-            except OSError:
-                handler.release()
-                conn.close()
+            if self._ssl_context is None:
+                await self._connect(loop, handler, conn)
+            else:
+                # A TLS handshake waits on the client: never in the accept loop itself (one
+                # stalled handshake would stop every accept), and bounded by the header
+                # deadline.
+                task = asyncio.create_task(self._connect(loop, handler, conn))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, handler: _GuardedHandler, conn: socket.socket
+    ) -> None:
+        try:
+            if self._ssl_context is None:
+                await loop.connect_accepted_socket(lambda: handler, conn)
+            else:
+                await loop.connect_accepted_socket(
+                    lambda: handler,
+                    conn,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=self.guard.limits.http_header_timeout,
+                )
+        except (OSError, TimeoutError, ssl.SSLError):
+            handler.release()
+            conn.close()
 
     async def stop(self) -> None:
+        for task in [*self._handshakes, *([self._accepting] if self._accepting else [])]:
+            task.cancel()
         if self._accepting is not None:
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
+            await asyncio.gather(self._accepting, *self._handshakes, return_exceptions=True)
         self._sock.close()
         await super().stop()
 
