@@ -48,11 +48,13 @@ bench: venv ## sync and serving benchmarks (see benchmarks/README.md)
 	bash scripts/test-deps.sh
 	bash scripts/bench-deps.sh
 	bash scripts/with-postgres.sh $(PY) -m benchmarks $(BENCH_ARGS)
+	bash scripts/with-postgres.sh $(PY) -m benchmarks.gc
 
 bench-quick: venv
 	bash scripts/test-deps.sh
 	bash scripts/bench-deps.sh
 	bash scripts/with-postgres.sh $(PY) -m benchmarks --quick $(BENCH_ARGS)
+	bash scripts/with-postgres.sh $(PY) -m benchmarks.gc --blobs 2000
 
 clean:
 	rm -rf $(VENV) .mirror-data node_modules

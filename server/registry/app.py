@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import CIMultiDict
 
+from server.access.model import Action
+from server.access.policy import may
+from server.access.registry import RegistryAccess
 from server.domain.digests import Digest
 from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
@@ -39,6 +41,7 @@ MAX_PAGE = 10_000
 SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
+ACCESS = web.AppKey("access", RegistryAccess)
 
 
 def _head(request: web.Request) -> bool:
@@ -92,8 +95,22 @@ async def catalog(request: web.Request) -> web.Response:
     limit, last = page
     if limit == 0:
         return _paged(request, "repositories", [], 0)
-    found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
-    return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
+    # Only what the caller may pull (the policy decides per distribution); filtered before
+    # paging so that pages stay full and `Link` stays right.
+    caller = await request.app[ACCESS].caller(request)
+    wanted = (limit or MAX_PAGE) + 1
+    found: list[str] = []
+    while len(found) < wanted:
+        entries = await request.app[SERVING].catalog_entries(wanted, last)
+        found += [
+            base_path
+            for base_path, repository, public in entries
+            if may(caller, Action.PULL, repository, public=public)
+        ]
+        if len(entries) < wanted:
+            break
+        last = entries[-1][0]
+    return _paged(request, "repositories", found[:wanted], limit if limit is not None else MAX_PAGE)
 
 
 async def tags_list(request: web.Request) -> web.Response:
@@ -158,7 +175,10 @@ async def blob(request: web.Request) -> web.StreamResponse:
     # A stored blob of another size than recorded is damaged: fetch it again if we can.
     if stored is not None and stored.size == found.size:
         return await _stored_response(request, storage, stored, headers)
-    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    # The remote the content came from (a repository re-pointed since keeps serving older
+    # versions' layers from where they were synced), else the repository's remote.
+    source = found.remote_pk if found.remote_pk is not None else served.remote_pk
+    remote = None if source is None else await pull.remote(source)
     if remote is None:
         return errors.error_response(
             errors.BLOB_UNKNOWN,
@@ -186,22 +206,19 @@ async def blob(request: web.Request) -> web.StreamResponse:
 async def _stored_response(
     request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A stored blob as the backend serves it, with RFC 9110's Range rules (`ranges.py`)."""
+    """A stored blob as the store answers it (a file, a presigned redirect or a stream), with
+    RFC 9110's Range rules (see `ranges.py`) applied first."""
     headers = {**headers, "Content-Type": "application/octet-stream"}
     kind = classify_range(request.headers.get("Range"))
     if kind is RangeKind.UNSATISFIABLE:
         return web.Response(
             status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
         )
-    if kind is not RangeKind.IGNORE:
-        return await storage.http_response(request, stored, headers)
-    # Answered against a copy without the header; aiohttp then sees it prepared.
-    plain = CIMultiDict(request.headers)
-    plain.popall("Range", None)
-    clone = request.clone(headers=plain)
-    response = await storage.http_response(clone, stored, headers)
-    await response.prepare(clone)
-    return response
+    # A multi-range or malformed header is ignored: the whole blob, 200 (the store answers
+    # as if there were none).
+    return await storage.http_response(
+        request, stored, headers, ignore_range=kind is RangeKind.IGNORE
+    )
 
 
 async def referrers(request: web.Request) -> web.Response:
@@ -314,13 +331,20 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def build_registry_app(
-    serving: ServingCache, storage: BlobStore, pull_through: PullThrough
+    serving: ServingCache,
+    storage: BlobStore,
+    pull_through: PullThrough,
+    access: RegistryAccess,
 ) -> web.Application:
-    app = web.Application(middlewares=[no_internal_errors])
+    # Errors first, then access: a request that passes access may still fail, and a refused
+    # one never reaches a handler. Handlers find the caller in `request[REQUEST_PRINCIPAL]`.
+    app = web.Application(middlewares=[no_internal_errors, access.middleware])
     app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
+    app[ACCESS] = access
+    app.router.add_get("/token", access.token_endpoint)
     name = "{name:[^?#]+?}"
     app.router.add_get("/v2/", base)
     app.router.add_get("/v2/_catalog", catalog)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import (
+    ContentCollected,
     FailedPrecondition,
     MirrorError,
     NotFound,
+    UpstreamProtocolError,
 )
 from server.domain.filters import TagFilter
 from server.domain.manifests import Descriptor
@@ -40,11 +44,13 @@ from server.domain.tasks import ProgressState
 from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
+from server.store.guard import BlobGuard
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
 from server.sync import progress
 from server.sync.hosts import Hosts
+from server.sync.origins import NetworkPolicy
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
 from server.sync.snapshot import Gatherer, Snapshot
@@ -80,6 +86,16 @@ class SyncParameters:
         )
 
 
+def _filter_tags(
+    listed: list[str], tag_filter: TagFilter
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(valid tags, invalid tags, selected tags, include patterns matching none) of an
+    upstream listing (CPU only: run in a thread)."""
+    valid = [t for t in listed if is_tag(t)]
+    invalid = [t for t in listed if not is_tag(t)] if len(valid) != len(listed) else []
+    return valid, invalid, tag_filter.select(valid), tag_filter.unmatched_patterns(valid)
+
+
 class SyncEngine:
     """Runs sync tasks; shared by every sync of the process."""
 
@@ -93,8 +109,10 @@ class SyncEngine:
         storage: BlobStore,
         fetcher: BlobFetcher,
         hosts: Hosts,
+        guard: BlobGuard,
         *,
         backoff_base: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._repositories = repositories
         self._remotes = remotes
@@ -103,8 +121,10 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
+        self._guard = guard
         self._fetcher = fetcher
         self._backoff = backoff_base
+        self._limits = limits or Limits()
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
         """The task handler: returns the created version's name (or nothing)."""
@@ -127,9 +147,10 @@ class SyncEngine:
             ) from exc
         if isinstance(remote, BaseException):
             raise remote
-        async with open_session(remote) as (session, proxy):
+        policy = NetworkPolicy.for_remote(remote.url, self._limits)
+        async with open_session(remote, policy) as (session, proxy):
             extra = {} if self._backoff is None else {"backoff_base": self._backoff}
-            upstream = Upstream(session, proxy, remote, self._hosts, **extra)
+            upstream = Upstream(session, proxy, remote, self._hosts, limits=self._limits, **extra)
             try:
                 return await self._sync(context, params, remote, upstream)
             finally:
@@ -190,15 +211,15 @@ class SyncEngine:
             await stage.finish(ProgressState.SKIPPED)
             return tags, None
         listed = await upstream.list_tags()
-        invalid = [t for t in listed if not is_tag(t)]
+        # Per-tag work on a list of 100k tags takes a while: off the event loop, so health
+        # checks and pulls are served meanwhile.
+        listed, invalid, tags, unmatched = await asyncio.to_thread(_filter_tags, listed, tag_filter)
         if invalid:
             await context.warn(
                 f"{len(invalid)} upstream tag(s) are not valid OCI tags and were skipped, "
                 f"e.g. {invalid[0][:80]!r}"
             )
-            listed = [t for t in listed if is_tag(t)]
-        tags = tag_filter.select(listed)
-        for pattern in tag_filter.unmatched_patterns(listed):
+        for pattern in unmatched:
             # A literal tag that is missing warns when probed; a glob that matches nothing
             # would otherwise end as a silent "no new version".
             await context.warn(
@@ -271,6 +292,15 @@ class SyncEngine:
         wanted: dict[Digest, Descriptor] = {}
         foreign = 0
         for manifest in snapshot.manifests.values():
+            for blob in manifest.blobs:
+                if blob.size > self._limits.max_blob_bytes:
+                    raise UpstreamProtocolError(
+                        f"manifest {manifest.digest} declares blob {blob.digest} of {blob.size} "
+                        f"bytes, more than the {self._limits.max_blob_bytes} allowed",
+                        host=urlsplit(remote.url).netloc,
+                        reason="UPSTREAM_BLOB_TOO_LARGE",
+                        digest=str(blob.digest),
+                    )
             if manifest.config is not None:
                 wanted.setdefault(manifest.config.digest, manifest.config)
             # Signature and attestation layers are small and must exist as fetched.
@@ -292,9 +322,14 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # One batch: thousands of stat calls stay off the event loop (a thread for files,
-        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
-        stored = await self._storage.stat_many([b.digest for b in wanted])
+        async with self._guard.shared():
+            # Rows first, then storage, under the guard: garbage collection cannot delete an
+            # object between "it is there" and the commit that references it (guard.py).
+            # Blobs of known manifests need no claim: their (touched) manifest keeps them.
+            await self._content.claim_blobs(b for m in snapshot.new_manifests for b in m.blobs)
+            # One batch: thousands of stat calls stay off the event loop (a thread for files,
+            # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+            stored = await self._storage.stat_many([b.digest for b in wanted])
         missing = [
             b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
         ]
@@ -330,7 +365,11 @@ class SyncEngine:
             self._content.blob_ids(blob_digests),
         )
         if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
+            # Only garbage collection deletes manifest rows; it won a race with this sync.
+            raise ContentCollected(
+                "a manifest this sync relied on was garbage-collected while it ran; "
+                "run the sync again"
+            )
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
         )

@@ -25,6 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
+STORAGE_BACKENDS = pytest.mark.parametrize("storage_backend", ["fs", "s3"], indirect=True)
+"""Mark a test to run over both blob stores: the filesystem and S3 (the moto server)."""
+SERVING_BACKENDS = pytest.mark.parametrize(
+    "storage_backend", ["fs", "s3", "s3-stream"], indirect=True
+)
+"""Both stores, and S3 served both ways: redirect to a presigned URL (`s3`) and `s3-stream`."""
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "mirror-test-key",
     "AWS_SECRET_ACCESS_KEY": "mirror-test-secret",
@@ -76,6 +85,11 @@ class MotoServer:
                     ) from None
                 time.sleep(0.1)
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
