@@ -8,7 +8,7 @@ next page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from google.protobuf import field_mask_pb2
@@ -136,7 +136,11 @@ def create_repository_request(
 
 
 def update_repository_request(
-    name: str, *, description: str | None = None, retain_versions: int | None = None
+    name: str,
+    *,
+    description: str | None = None,
+    retain_versions: int | None = None,
+    mirror: bool | None = None,
 ) -> pb.UpdateRepositoryRequest:
     """Build an UpdateRepository request whose mask names only the fields given."""
     repository = pb.Repository(name=repository_name(name))
@@ -147,8 +151,11 @@ def update_repository_request(
     if retain_versions is not None:
         repository.retain_versions = retain_versions
         paths.append("retain_versions")
+    if mirror is not None:
+        repository.mirror = mirror
+        paths.append("mirror")
     if not paths:
-        raise ValueError("nothing to update: give description and/or retain_versions")
+        raise ValueError("nothing to update: give description, retain_versions and/or mirror")
     return pb.UpdateRepositoryRequest(
         repository=repository, update_mask=field_mask_pb2.FieldMask(paths=paths)
     )
@@ -332,6 +339,61 @@ def sync_request(
         remote=remote_name(remote),
         mirror=mirror,
         request_id=request_id or "",
+    )
+
+
+def _base(repository: str, base: int | str | None) -> str:
+    return "" if base is None else version_name(repository, base)
+
+
+def modify_content_request(
+    repository: str,
+    *,
+    add: Sequence[str] = (),
+    source: str | None = None,
+    remove: Sequence[str] = (),
+    base: int | str | None = None,
+) -> pb.ModifyContentRequest:
+    """Build a ModifyContent request; ``source`` is a version name (or a repository: latest)."""
+    return pb.ModifyContentRequest(
+        repository=repository_name(repository),
+        base_version=_base(repository, base),
+        add=list(add),
+        source_version=version_name(source) if source else "",
+        remove=list(remove),
+    )
+
+
+def tag_manifest_request(
+    repository: str, tag: str, digest: str, base: int | str | None = None
+) -> pb.TagManifestRequest:
+    """Build a TagManifest request."""
+    return pb.TagManifestRequest(
+        repository=repository_name(repository),
+        tag=tag,
+        digest=digest,
+        base_version=_base(repository, base),
+    )
+
+
+def untag_manifest_request(
+    repository: str, tag: str, base: int | str | None = None
+) -> pb.UntagManifestRequest:
+    """Build an UntagManifest request."""
+    return pb.UntagManifestRequest(
+        repository=repository_name(repository), tag=tag, base_version=_base(repository, base)
+    )
+
+
+def copy_tags_request(
+    source: str, destination: str, tags: Sequence[str] = (), base: int | str | None = None
+) -> pb.CopyTagsRequest:
+    """Build a CopyTags request; ``source`` is a version name (or a repository: latest)."""
+    return pb.CopyTagsRequest(
+        source_version=version_name(source),
+        destination=repository_name(destination),
+        tags=list(tags),
+        base_version=_base(destination, base),
     )
 
 

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--description")
     p.add_argument("--retain-versions", type=int, metavar="N")
+    p.add_argument(
+        "--mirror",
+        choices=("true", "false"),
+        help="false turns a mirror into a push repository (pushes and content operations "
+        "are then accepted); true freezes it as a mirror",
+    )
     leaf(repos, "delete", commands.repository_delete, "delete a repository").add_argument("name")
 
     # remote
@@ -132,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(versions, "delete", commands.version_delete, "delete a version (not the latest)")
     p.add_argument("repository")
     p.add_argument("number", type=version_number, metavar="NUMBER")
+    p = leaf(versions, "rollback", commands.version_rollback, "new latest version = an older one")
+    p.add_argument("repository")
+    p.add_argument("number", type=version_number, metavar="NUMBER")
 
     # content
     content = group("content", "blobs, manifests, tags and signatures of versions")
@@ -145,6 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base", type=version_ref, metavar="BASE")
     p.add_argument("target", type=version_ref, metavar="TARGET")
     p.add_argument("--type", type=content_type, metavar="TYPE")
+    p = leaf(content, "copy", commands.content_copy, "copy tags with their images into a repo")
+    p.add_argument("source", metavar="SOURCE", help="repository (latest) or REPO/versions/N")
+    p.add_argument("destination", metavar="DEST", help="repository to copy into")
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="name or wildcard; repeat"
+    )
+    p = leaf(content, "tag", commands.content_tag, "point a tag at a manifest")
+    p.add_argument("repository")
+    p.add_argument("tag")
+    p.add_argument("digest")
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
+    p = leaf(content, "untag", commands.content_untag, "remove a tag (the manifest stays)")
+    p.add_argument("repository")
+    p.add_argument("tag")
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
+    p = leaf(content, "modify", commands.content_modify, "add and remove content, one version")
+    p.add_argument("repository")
+    p.add_argument("--add", action="append", default=[], metavar="REF", help="tag or digest")
+    p.add_argument("--from", dest="source", metavar="SOURCE", help="where --add looks")
+    p.add_argument(
+        "--remove", action="append", default=[], metavar="REF", help="tag or digest; repeat"
+    )
+    p.add_argument("--base", type=version_number, metavar="N", help="default: latest")
 
     # distribution
     dists = group("distribution", "publish repositories over the registry API", ["dist"])

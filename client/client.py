@@ -68,6 +68,7 @@ class AsyncMirrorClient:
         self._content = pb_grpc.ContentServiceStub(channel)
         self._distributions = pb_grpc.DistributionServiceStub(channel)
         self._tasks = pb_grpc.TaskServiceStub(channel)
+        self._operations = pb_grpc.ContentOperationServiceStub(channel)
 
     async def close(self) -> None:
         """Close the channel (unless it was passed in); pending calls are cancelled."""
@@ -139,11 +140,17 @@ class AsyncMirrorClient:
         return self._pages(self._repositories.ListRepositories, request, "repositories")
 
     async def update_repository(
-        self, name: str, *, description: str | None = None, retain_versions: int | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        retain_versions: int | None = None,
+        mirror: bool | None = None,
     ) -> pb.Repository:
-        """Update the given fields only (the mask names exactly those)."""
+        """Update the given fields only (the mask names exactly those); ``mirror=False``
+        turns a mirror into a push repository."""
         request = builders.update_repository_request(
-            name, description=description, retain_versions=retain_versions
+            name, description=description, retain_versions=retain_versions, mirror=mirror
         )
         return (await self._call(self._repositories.UpdateRepository, request)).repository
 
@@ -299,6 +306,55 @@ class AsyncMirrorClient:
             page_size=page_size,
         )
         return self._pages(self._content.DiffVersions, request, "changes")
+
+    # -- content operations (each returns the response: ``version`` and ``changed``) -------
+
+    async def modify_content(
+        self,
+        repository: str,
+        *,
+        add: Sequence[str] = (),
+        source: str | None = None,
+        remove: Sequence[str] = (),
+        base: int | str | None = None,
+    ) -> pb.ModifyContentResponse:
+        """Add content named in ``source`` (a version) and remove content, in one version."""
+        request = builders.modify_content_request(
+            repository, add=add, source=source, remove=remove, base=base
+        )
+        return await self._call(self._operations.ModifyContent, request)
+
+    async def tag_manifest(
+        self, repository: str, tag: str, digest: str, base: int | str | None = None
+    ) -> pb.TagManifestResponse:
+        """Point ``tag`` at a manifest of the repository."""
+        request = builders.tag_manifest_request(repository, tag, digest, base)
+        return await self._call(self._operations.TagManifest, request)
+
+    async def untag_manifest(
+        self, repository: str, tag: str, base: int | str | None = None
+    ) -> pb.UntagManifestResponse:
+        """Remove a tag (its manifest stays)."""
+        request = builders.untag_manifest_request(repository, tag, base)
+        return await self._call(self._operations.UntagManifest, request)
+
+    async def copy_tags(
+        self,
+        source: str,
+        destination: str,
+        tags: Sequence[str] = (),
+        base: int | str | None = None,
+    ) -> pb.CopyTagsResponse:
+        """Copy tags (names or wildcards; all when empty) with their images from a version."""
+        request = builders.copy_tags_request(source, destination, tags, base)
+        return await self._call(self._operations.CopyTags, request)
+
+    async def rollback_repository(
+        self, repository: str, number: int | str
+    ) -> pb.RollbackRepositoryResponse:
+        """A new latest version with exactly the content of version ``number``."""
+        request = pb.RollbackRepositoryRequest(version=version_name(repository, number))
+        return await self._call(self._operations.RollbackRepository, request)
 
     # -- distributions ----------------------------------------------------------------------
 

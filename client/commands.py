@@ -89,10 +89,14 @@ def repository_show(client: MirrorClient, args: Namespace, out: Output) -> int:
 
 def repository_update(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``repository update``: only the options given are updated."""
-    if args.description is None and args.retain_versions is None:
-        raise UsageError("nothing to update: give --description and/or --retain-versions")
+    mirror = None if args.mirror is None else args.mirror == "true"
+    if args.description is None and args.retain_versions is None and mirror is None:
+        raise UsageError("nothing to update: give --description, --retain-versions and/or --mirror")
     repository = client.update_repository(
-        args.name, description=args.description, retain_versions=args.retain_versions
+        args.name,
+        description=args.description,
+        retain_versions=args.retain_versions,
+        mirror=mirror,
     )
     out.resource(pb.UpdateRepositoryResponse(repository=repository))
     return 0
@@ -190,7 +194,47 @@ def version_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
     return _deleted(out, version_name(args.repository, args.number), pb.DeleteVersionResponse())
 
 
+def version_rollback(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``version rollback``."""
+    return _operation(out, client.rollback_repository(args.repository, args.number))
+
+
+def _operation(out: Output, response: Any) -> int:
+    """The version a content operation made (or the unchanged latest one, said on stderr)."""
+    if not response.changed:
+        print(f"nothing changed; latest is {response.version.name}", file=sys.stderr)
+    out.resource(response.version)
+    return 0
+
+
 # -- content ------------------------------------------------------------------------------
+
+
+def content_copy(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content copy``."""
+    return _operation(out, client.copy_tags(args.source, args.destination, args.tag))
+
+
+def content_tag(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content tag``."""
+    return _operation(out, client.tag_manifest(args.repository, args.tag, args.digest, args.base))
+
+
+def content_untag(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content untag``."""
+    return _operation(out, client.untag_manifest(args.repository, args.tag, args.base))
+
+
+def content_modify(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``content modify``."""
+    if not args.add and not args.remove:
+        raise UsageError("give --add and/or --remove")
+    if args.add and not args.source:
+        raise UsageError("--add needs --from (the repository or version to take it from)")
+    response = client.modify_content(
+        args.repository, add=args.add, source=args.source, remove=args.remove, base=args.base
+    )
+    return _operation(out, response)
 
 
 def content_list(client: MirrorClient, args: Namespace, out: Output) -> int:

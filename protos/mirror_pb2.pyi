@@ -56,6 +56,14 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
     CHANGE_KIND_ADDED: _ClassVar[ChangeKind]
     CHANGE_KIND_REMOVED: _ClassVar[ChangeKind]
+
+class VersionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_SOURCE_UNSPECIFIED: _ClassVar[VersionSource]
+    VERSION_SOURCE_CREATED: _ClassVar[VersionSource]
+    VERSION_SOURCE_SYNC: _ClassVar[VersionSource]
+    VERSION_SOURCE_PUSH: _ClassVar[VersionSource]
+    VERSION_SOURCE_OPERATION: _ClassVar[VersionSource]
 POLICY_UNSPECIFIED: Policy
 POLICY_IMMEDIATE: Policy
 POLICY_ON_DEMAND: Policy
@@ -84,6 +92,11 @@ MEMBERSHIP_REMOVED: Membership
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_ADDED: ChangeKind
 CHANGE_KIND_REMOVED: ChangeKind
+VERSION_SOURCE_UNSPECIFIED: VersionSource
+VERSION_SOURCE_CREATED: VersionSource
+VERSION_SOURCE_SYNC: VersionSource
+VERSION_SOURCE_PUSH: VersionSource
+VERSION_SOURCE_OPERATION: VersionSource
 
 class Remote(_message.Message):
     __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time")
@@ -185,18 +198,24 @@ class Repository(_message.Message):
     def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., description: _Optional[str] = ..., latest_version: _Optional[str] = ..., versions: _Optional[str] = ..., retain_versions: _Optional[int] = ..., mirror: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_version_number: _Optional[int] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("name", "number", "base_version", "create_time", "content_summary")
+    __slots__ = ("name", "number", "base_version", "create_time", "content_summary", "source", "principal", "source_detail")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DETAIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     number: int
     base_version: str
     create_time: _timestamp_pb2.Timestamp
     content_summary: ContentSummary
-    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., base_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_summary: _Optional[_Union[ContentSummary, _Mapping]] = ...) -> None: ...
+    source: VersionSource
+    principal: str
+    source_detail: str
+    def __init__(self, name: _Optional[str] = ..., number: _Optional[int] = ..., base_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_summary: _Optional[_Union[ContentSummary, _Mapping]] = ..., source: _Optional[_Union[VersionSource, str]] = ..., principal: _Optional[str] = ..., source_detail: _Optional[str] = ...) -> None: ...
 
 class ContentSummary(_message.Message):
     __slots__ = ("added", "removed", "present")
@@ -676,6 +695,100 @@ class DiffVersionsResponse(_message.Message):
     next_page_token: str
     summary: ContentSummary
     def __init__(self, changes: _Optional[_Iterable[_Union[ContentChange, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., summary: _Optional[_Union[ContentSummary, _Mapping]] = ...) -> None: ...
+
+class ModifyContentRequest(_message.Message):
+    __slots__ = ("repository", "base_version", "add", "source_version", "remove")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    base_version: str
+    add: _containers.RepeatedScalarFieldContainer[str]
+    source_version: str
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, repository: _Optional[str] = ..., base_version: _Optional[str] = ..., add: _Optional[_Iterable[str]] = ..., source_version: _Optional[str] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ModifyContentResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class TagManifestRequest(_message.Message):
+    __slots__ = ("repository", "tag", "digest", "base_version")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    tag: str
+    digest: str
+    base_version: str
+    def __init__(self, repository: _Optional[str] = ..., tag: _Optional[str] = ..., digest: _Optional[str] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class TagManifestResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class UntagManifestRequest(_message.Message):
+    __slots__ = ("repository", "tag", "base_version")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    tag: str
+    base_version: str
+    def __init__(self, repository: _Optional[str] = ..., tag: _Optional[str] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class UntagManifestResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class CopyTagsRequest(_message.Message):
+    __slots__ = ("source_version", "destination", "tags", "base_version")
+    SOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    source_version: str
+    destination: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    base_version: str
+    def __init__(self, source_version: _Optional[str] = ..., destination: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., base_version: _Optional[str] = ...) -> None: ...
+
+class CopyTagsResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class RollbackRepositoryRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class RollbackRepositoryResponse(_message.Message):
+    __slots__ = ("version", "changed")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    changed: bool
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class CreateDistributionRequest(_message.Message):
     __slots__ = ("distribution_id", "distribution")

@@ -936,6 +936,289 @@ class ContentService:
             _registered_method=True)
 
 
+class ContentOperationServiceStub:
+    """Content operations write a new version of a repository from content it (or another
+    repository) already holds. Each call creates exactly one version atomically, or none when
+    it would change nothing (`changed` false) or fails.
+
+    The mirror rule: a repository becomes a mirror when it is synced with `mirror=true`; its
+    versions then come only from syncs (each is exactly the filtered upstream set). Every
+    operation that writes a mirror by other means (ModifyContent, TagManifest, UntagManifest,
+    CopyTags into it, and pushes on the registry endpoint) is refused with FAILED_PRECONDITION,
+    reason REPOSITORY_IS_MIRROR. RollbackRepository is allowed: the version it restores came
+    from a sync too. Copying *out of* a mirror is allowed. An admin turns a mirror into a push
+    repository deliberately with UpdateRepository(update_mask="mirror", mirror=false).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ModifyContent = channel.unary_unary(
+                '/mirror.v1.ContentOperationService/ModifyContent',
+                request_serializer=protos_dot_mirror__pb2.ModifyContentRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.ModifyContentResponse.FromString,
+                _registered_method=True)
+        self.TagManifest = channel.unary_unary(
+                '/mirror.v1.ContentOperationService/TagManifest',
+                request_serializer=protos_dot_mirror__pb2.TagManifestRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.TagManifestResponse.FromString,
+                _registered_method=True)
+        self.UntagManifest = channel.unary_unary(
+                '/mirror.v1.ContentOperationService/UntagManifest',
+                request_serializer=protos_dot_mirror__pb2.UntagManifestRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.UntagManifestResponse.FromString,
+                _registered_method=True)
+        self.CopyTags = channel.unary_unary(
+                '/mirror.v1.ContentOperationService/CopyTags',
+                request_serializer=protos_dot_mirror__pb2.CopyTagsRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CopyTagsResponse.FromString,
+                _registered_method=True)
+        self.RollbackRepository = channel.unary_unary(
+                '/mirror.v1.ContentOperationService/RollbackRepository',
+                request_serializer=protos_dot_mirror__pb2.RollbackRepositoryRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.RollbackRepositoryResponse.FromString,
+                _registered_method=True)
+
+
+class ContentOperationServiceServicer:
+    """Content operations write a new version of a repository from content it (or another
+    repository) already holds. Each call creates exactly one version atomically, or none when
+    it would change nothing (`changed` false) or fails.
+
+    The mirror rule: a repository becomes a mirror when it is synced with `mirror=true`; its
+    versions then come only from syncs (each is exactly the filtered upstream set). Every
+    operation that writes a mirror by other means (ModifyContent, TagManifest, UntagManifest,
+    CopyTags into it, and pushes on the registry endpoint) is refused with FAILED_PRECONDITION,
+    reason REPOSITORY_IS_MIRROR. RollbackRepository is allowed: the version it restores came
+    from a sync too. Copying *out of* a mirror is allowed. An admin turns a mirror into a push
+    repository deliberately with UpdateRepository(update_mask="mirror", mirror=false).
+    """
+
+    def ModifyContent(self, request, context):
+        """Adds content named in a source version and removes content of the base version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TagManifest(self, request, context):
+        """Points a tag at a manifest of the base version; a tag of that name moves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UntagManifest(self, request, context):
+        """Removes a tag from the base version; its manifest stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyTags(self, request, context):
+        """Copies tags with their manifests, blobs, signatures and referrers from a version of one
+        repository into another repository.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRepository(self, request, context):
+        """Creates a new latest version with exactly the content of an older version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ContentOperationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ModifyContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyContent,
+                    request_deserializer=protos_dot_mirror__pb2.ModifyContentRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.ModifyContentResponse.SerializeToString,
+            ),
+            'TagManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.TagManifest,
+                    request_deserializer=protos_dot_mirror__pb2.TagManifestRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.TagManifestResponse.SerializeToString,
+            ),
+            'UntagManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.UntagManifest,
+                    request_deserializer=protos_dot_mirror__pb2.UntagManifestRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.UntagManifestResponse.SerializeToString,
+            ),
+            'CopyTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyTags,
+                    request_deserializer=protos_dot_mirror__pb2.CopyTagsRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CopyTagsResponse.SerializeToString,
+            ),
+            'RollbackRepository': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRepository,
+                    request_deserializer=protos_dot_mirror__pb2.RollbackRepositoryRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.RollbackRepositoryResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirror.v1.ContentOperationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirror.v1.ContentOperationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ContentOperationService:
+    """Content operations write a new version of a repository from content it (or another
+    repository) already holds. Each call creates exactly one version atomically, or none when
+    it would change nothing (`changed` false) or fails.
+
+    The mirror rule: a repository becomes a mirror when it is synced with `mirror=true`; its
+    versions then come only from syncs (each is exactly the filtered upstream set). Every
+    operation that writes a mirror by other means (ModifyContent, TagManifest, UntagManifest,
+    CopyTags into it, and pushes on the registry endpoint) is refused with FAILED_PRECONDITION,
+    reason REPOSITORY_IS_MIRROR. RollbackRepository is allowed: the version it restores came
+    from a sync too. Copying *out of* a mirror is allowed. An admin turns a mirror into a push
+    repository deliberately with UpdateRepository(update_mask="mirror", mirror=false).
+    """
+
+    @staticmethod
+    def ModifyContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ContentOperationService/ModifyContent',
+            protos_dot_mirror__pb2.ModifyContentRequest.SerializeToString,
+            protos_dot_mirror__pb2.ModifyContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TagManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ContentOperationService/TagManifest',
+            protos_dot_mirror__pb2.TagManifestRequest.SerializeToString,
+            protos_dot_mirror__pb2.TagManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UntagManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ContentOperationService/UntagManifest',
+            protos_dot_mirror__pb2.UntagManifestRequest.SerializeToString,
+            protos_dot_mirror__pb2.UntagManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ContentOperationService/CopyTags',
+            protos_dot_mirror__pb2.CopyTagsRequest.SerializeToString,
+            protos_dot_mirror__pb2.CopyTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRepository(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.ContentOperationService/RollbackRepository',
+            protos_dot_mirror__pb2.RollbackRepositoryRequest.SerializeToString,
+            protos_dot_mirror__pb2.RollbackRepositoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class DistributionServiceStub:
     """Distributions publish a repository (its latest or a pinned version) over the registry API.
     """

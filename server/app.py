@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -22,11 +23,12 @@ from server.config import Limits, Settings
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
-from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
+from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
+from server.services.operations import ContentOperationServicer
 from server.services.reflection import enable_reflection
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
@@ -40,6 +42,7 @@ from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
+from server.store.operations import ContentOperations, stored_check
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.serving import ServingQueries
@@ -73,6 +76,8 @@ class Services:
     fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
+    committer: VersionCommitter
+    operations: ContentOperations
     distributions: DistributionStore
     pull_through: PullThrough
     registry_host: str = ""
@@ -95,16 +100,18 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         hosts = Hosts()
+        committer = VersionCommitter(db)
         engine = SyncEngine(
             repositories,
             remotes,
             versions,
             content,
-            VersionCommitter(db),
+            committer,
             storage,
             fetcher,
             hosts,
             backoff_base=settings.retry_backoff,
+            limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
@@ -130,8 +137,10 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             fetcher=fetcher,
             content=content,
             engine=engine,
+            committer=committer,
+            operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, fetcher, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts, settings.limits),
             registry_host=settings.registry_address,
         )
         await runner.start()
@@ -172,6 +181,9 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     )
     pb_grpc.add_ContentServiceServicer_to_server(
         ContentServicer(ContentQueries(services.db, services.storage)), server
+    )
+    pb_grpc.add_ContentOperationServiceServicer_to_server(
+        ContentOperationServicer(services.operations), server
     )
     pb_grpc.add_DistributionServiceServicer_to_server(
         DistributionServicer(services.distributions, lambda: services.registry_host), server
@@ -298,7 +310,6 @@ async def start_registry(
 ) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
-    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
     serving = ServingCache(ServingQueries(services.db))
@@ -327,6 +338,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings = dataclasses.replace(settings, limits=fit_to_descriptors(settings.limits))
     server = new_grpc_server(settings.limits)
     bind_grpc(server, settings.grpc_address)
     registry_socket = bind_registry(settings.registry_address)

@@ -172,19 +172,22 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "log_level": ("MIRROR_LOG_LEVEL", "Python logging level: DEBUG, INFO, WARNING, ERROR"),
     "storage_url": (
         "MIRROR_STORAGE_URL",
-        "where blobs live: empty for files under the data dir, s3://bucket/prefix for S3",
+        "where blobs live: empty for files in the data dir, s3://bucket/prefix for S3",
     ),
     "storage_durability": (
         "MIRROR_STORAGE_DURABILITY",
-        "filesystem: full (fsync before publishing) or none",
+        "filesystem: full (fsync file and directory before publishing) or none",
     ),
-    "s3_endpoint_url": ("MIRROR_S3_ENDPOINT_URL", "S3-compatible endpoint; empty means AWS"),
+    "s3_endpoint_url": (
+        "MIRROR_S3_ENDPOINT_URL",
+        "URL of an S3-compatible server (MinIO, Ceph, ...); empty: AWS",
+    ),
     "s3_addressing": ("MIRROR_S3_ADDRESSING", "S3 bucket addressing: auto, path or virtual"),
     "s3_serve": (
         "MIRROR_S3_SERVE",
-        "registry blob GETs from S3: redirect (presigned URL) or stream",
+        "registry GETs of S3 blobs: redirect (to a presigned URL) or stream (through the server)",
     ),
-    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of presigned blob URLs"),
+    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of a presigned blob URL"),
 }
 _CHOICES = {
     "storage_durability": ("full", "none"),

@@ -83,13 +83,9 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
 
 
-STORAGE_BACKENDS = pytest.mark.parametrize("storage_backend", ["fs", "s3"], indirect=True)
-"""Mark a test to run over both blob stores: the filesystem and S3 (moto)."""
-
-
 @pytest.fixture
 def storage_backend(request: pytest.FixtureRequest) -> str:
-    """`fs` unless a test is parametrised indirectly (`STORAGE_BACKENDS`)."""
+    """`fs` unless a test is parametrised indirectly (`tests.support.s3.STORAGE_BACKENDS`)."""
     return getattr(request, "param", "fs")
 
 
@@ -97,7 +93,7 @@ def storage_backend(request: pytest.FixtureRequest) -> str:
 def s3_bucket(storage_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh bucket on the session's moto server for S3 runs ("" for the filesystem),
     with the test credentials in the environment for the server under test."""
-    if storage_backend != "s3":
+    if not storage_backend.startswith("s3"):
         yield ""
         return
     moto: MotoServer = request.getfixturevalue("moto_server")
@@ -107,7 +103,11 @@ def s3_bucket(storage_backend: str, request: pytest.FixtureRequest) -> Iterator[
 
 @pytest.fixture
 def settings(
-    tmp_path: Path, database_url: str, s3_bucket: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    database_url: str,
+    storage_backend: str,
+    s3_bucket: str,
+    request: pytest.FixtureRequest,
 ) -> Settings:
     s3: dict[str, str] = {}
     if s3_bucket:
@@ -116,6 +116,7 @@ def settings(
             "storage_url": f"s3://{s3_bucket}/mirror",
             "s3_endpoint_url": moto.url,
             "s3_addressing": "path",
+            "s3_serve": "stream" if storage_backend == "s3-stream" else "redirect",
         }
     return Settings(
         grpc_address="127.0.0.1:0",

@@ -99,6 +99,24 @@ class ContentSummary:
     present: dict[str, int] = field(default_factory=dict)
 
 
+class VersionSource(StrEnum):
+    """Where a version came from."""
+
+    CREATED = "created"  # version 0, made with its repository
+    SYNC = "sync"
+    PUSH = "push"  # a manifest PUT or DELETE on the registry endpoint
+    OPERATION = "operation"  # a content operation (add/remove, tag, copy, rollback)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionOrigin:
+    """Who made a version and how: recorded with it, shown by GetVersion."""
+
+    source: VersionSource
+    principal: str = ""  # the authenticated caller; empty when anonymous or unknown
+    detail: str = ""  # e.g. "sync from remotes/hello (mirror)", "PUT manifests/latest"
+
+
 @dataclass(frozen=True, slots=True)
 class Version:
     """An immutable state of a repository."""
@@ -108,6 +126,7 @@ class Version:
     base_number: int | None
     create_time: datetime
     summary: ContentSummary
+    origin: VersionOrigin = VersionOrigin(VersionSource.CREATED)
 
     @property
     def name(self) -> str:

@@ -158,7 +158,10 @@ async def blob(request: web.Request) -> web.StreamResponse:
     # A stored blob of another size than recorded is damaged: fetch it again if we can.
     if stored is not None and stored.size == found.size:
         return await _stored_response(request, storage, stored, headers)
-    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    # The remote the content came from (a repository re-pointed since keeps serving older
+    # versions' layers from where they were synced), else the repository's remote.
+    source = found.remote_pk if found.remote_pk is not None else served.remote_pk
+    remote = None if source is None else await pull.remote(source)
     if remote is None:
         return errors.error_response(
             errors.BLOB_UNKNOWN,
@@ -186,7 +189,8 @@ async def blob(request: web.Request) -> web.StreamResponse:
 async def _stored_response(
     request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A stored blob as the backend serves it, with RFC 9110's Range rules (`ranges.py`)."""
+    """A stored blob as the store answers it (a file, a presigned redirect or a stream), with
+    RFC 9110's Range rules (see `ranges.py`) applied first."""
     headers = {**headers, "Content-Type": "application/octet-stream"}
     kind = classify_range(request.headers.get("Range"))
     if kind is RangeKind.UNSATISFIABLE:
@@ -195,12 +199,14 @@ async def _stored_response(
         )
     if kind is not RangeKind.IGNORE:
         return await storage.http_response(request, stored, headers)
-    # Answered against a copy without the header; aiohttp then sees it prepared.
+    # The store answers a copy of the request without the header (the whole blob, 200),
+    # prepared here against that copy; aiohttp then sees it prepared.
     plain = CIMultiDict(request.headers)
     plain.popall("Range", None)
     clone = request.clone(headers=plain)
     response = await storage.http_response(clone, stored, headers)
-    await response.prepare(clone)
+    if not response.prepared:
+        await response.prepare(clone)
     return response
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import MirrorError, UpstreamUnavailable
 from server.domain.manifests import Descriptor
@@ -25,6 +26,7 @@ from server.registry.errors import upstream_error_response
 from server.storage import BlobFetcher, Subscription
 from server.store.remotes import RemoteStore
 from server.sync.hosts import Hosts
+from server.sync.origins import NetworkPolicy
 from server.sync.session import open_session
 from server.sync.upstream import Upstream
 
@@ -37,7 +39,10 @@ JOIN_ATTEMPTS = 3
 class PullThrough:
     """Upstream clients per remote, kept open between pulls."""
 
-    def __init__(self, remotes: RemoteStore, fetcher: BlobFetcher, hosts: Hosts) -> None:
+    def __init__(
+        self, remotes: RemoteStore, fetcher: BlobFetcher, hosts: Hosts, limits: Limits | None = None
+    ) -> None:
+        self._limits = limits or Limits()
         self._remotes = remotes
         self._fetcher = fetcher
         self._hosts = hosts
@@ -55,8 +60,9 @@ class PullThrough:
             if cached is not None:
                 await cached[2].aclose()
             stack = contextlib.AsyncExitStack()
-            session, proxy = await stack.enter_async_context(open_session(remote))
-            upstream = Upstream(session, proxy, remote, self._hosts)
+            policy = NetworkPolicy.for_remote(remote.url, self._limits)
+            session, proxy = await stack.enter_async_context(open_session(remote, policy))
+            upstream = Upstream(session, proxy, remote, self._hosts, limits=self._limits)
             self._clients[remote.remote_id] = (remote.update_time, upstream, stack)
             return upstream
 

@@ -16,6 +16,7 @@ from server.domain.resources import (
     Remote,
     Repository,
     Version,
+    VersionSource,
 )
 from server.domain.tasks import ProgressState, Task, TaskState
 
@@ -168,7 +169,18 @@ def version_to_pb(version: Version) -> pb.Version:
         base_version=version.base_name,
         create_time=timestamp(version.create_time),
         content_summary=summary_to_pb(version.summary),
+        source=_VERSION_SOURCE_TO_PB[version.origin.source],
+        principal=version.origin.principal,
+        source_detail=version.origin.detail,
     )
+
+
+_VERSION_SOURCE_TO_PB = {
+    VersionSource.CREATED: pb.VERSION_SOURCE_CREATED,
+    VersionSource.SYNC: pb.VERSION_SOURCE_SYNC,
+    VersionSource.PUSH: pb.VERSION_SOURCE_PUSH,
+    VersionSource.OPERATION: pb.VERSION_SOURCE_OPERATION,
+}
 
 
 def task_to_pb(task: Task) -> pb.Task:

@@ -20,7 +20,6 @@ _OUTPUT_ONLY = (
     "latest_version",
     "latest_version_number",
     "versions",
-    "mirror",
     "create_time",
     "update_time",
 )
@@ -96,6 +95,10 @@ class RepositoryServicer(pb_grpc.RepositoryServiceServicer):
             changes["retain_versions"] = _check_retain(
                 request.repository.retain_versions, "repository.retain_versions"
             )
+        if "mirror" in paths:
+            # The deliberate way out of (or into) mirror mode; see the mirror rule in
+            # server/store/commits.py.
+            changes["mirror"] = request.repository.mirror
         repo = await self._repositories.update(name.repository_id, changes)
         return pb.UpdateRepositoryResponse(repository=convert.repository_to_pb(repo))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -90,7 +91,14 @@ class _ObjectWriter(BlobWriter):
                 )
             number = len(self._parts) + 1
             done = await client.upload_part(
-                Bucket=bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body
+                Bucket=bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                # A file object, not bytes: aiohttp streams it (bytes over 1 MiB warn, and
+                # measured ~1.5x slower against moto).
+                Body=io.BytesIO(body),
+                ContentLength=len(body),
             )
         except (ClientError, BotoCoreError) as exc:
             raise _error(self.storage, exc, "uploading a blob part") from exc
@@ -100,7 +108,10 @@ class _ObjectWriter(BlobWriter):
         client, bucket = self._store.client, self._store.bucket
         try:
             if self._upload_id is None:
-                await client.put_object(Bucket=bucket, Key=self._key, Body=b"".join(self._buffer))
+                body = b"".join(self._buffer)
+                await client.put_object(
+                    Bucket=bucket, Key=self._key, Body=io.BytesIO(body), ContentLength=len(body)
+                )
             else:
                 if self._buffered:
                     await self._upload_part()
@@ -154,6 +165,7 @@ class S3BlobStore:
         session = get_session()
         aio_config = AioConfig(
             s3={"addressing_style": config.s3_addressing},
+            signature_version="s3v4",  # presigned URLs too (botocore's default there is v2)
             max_pool_connections=64,
             retries={"max_attempts": 5, "mode": "standard"},
             # The writer verifies the content's own digest; a second checksum per request

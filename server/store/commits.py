@@ -1,13 +1,30 @@
-"""Creating a repository version: one transaction, visible whole or not at all."""
+"""Creating a repository version, from any source: one transaction, visible whole or not at all.
+
+Every new version is "content added / removed on top of base version N" (`ContentChange`):
+a sync, a manifest push or delete, a content operation. The committer locks the repository,
+reads the base version's content, lets the caller compute the change against that snapshot
+(`ChangeBuilder`, run inside the same transaction so no concurrent writer can slip between the
+read and the write), plans the target (`plan_change`), writes only the membership rows that
+differ from the latest version and records the version with its summary and origin. A failure
+anywhere leaves no version; a change that changes nothing creates none.
+
+The mirror rule lives here, the one place every version passes through: a repository becomes
+a mirror when synced with `mirror=true`; a push or content operation into a mirror is refused
+(FAILED_PRECONDITION `REPOSITORY_IS_MIRROR`) except a rollback, which restores a version that
+itself came from a sync. `RepositoryStore.update(mirror=False)` turns it back on purpose.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from server.domain.plan import ContentKey, VersionPlan, plan_version
-from server.domain.resources import TAG, Version
+from server.domain.errors import FailedPrecondition
+from server.domain.plan import ContentChange, ContentKey, VersionPlan, plan_change
+from server.domain.resources import TAG, Version, VersionOrigin, VersionSource
 from server.store.db import Database
 from server.store.membership import present_in, summary_of
 from server.store.repositories import load_row
@@ -15,11 +32,12 @@ from server.store.schema import (
     RepositoryContentRow as RC,
 )
 from server.store.schema import (
+    RepositoryRow,
     TagRow,
     VersionRow,
     utcnow,
 )
-from server.store.versions import to_domain
+from server.store.versions import not_found, to_domain
 
 BATCH = 500
 
@@ -32,50 +50,123 @@ class UpstreamContent:
     tag_names: dict[int, str]
 
 
+@dataclass(frozen=True, slots=True)
+class BaseContent:
+    """The base version a change is computed against, read inside the commit transaction."""
+
+    session: Any
+    repository_pk: int
+    repository_id: str
+    number: int
+    keys: frozenset[ContentKey]
+    tag_names: dict[int, str]
+
+
+ChangeBuilder = Callable[[BaseContent], Awaitable[ContentChange]]
+
+
+def mirror_refused(repository_id: str, what: str) -> FailedPrecondition:
+    """The error of a write that would break a mirror's promise (also used by the registry)."""
+    return FailedPrecondition(
+        f"repositories/{repository_id} is a mirror: its versions come only from syncs of its "
+        f"remote, so {what} is refused; an admin can make it a push repository with "
+        "UpdateRepository(mirror=false)",
+        reason="REPOSITORY_IS_MIRROR",
+        repository=f"repositories/{repository_id}",
+    )
+
+
 class VersionCommitter:
-    """Writes new versions of repositories."""
+    """Writes new versions of repositories, whatever their source."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def commit(
+    async def commit_sync(
         self,
         repository_id: str,
         upstream: UpstreamContent,
         *,
         mirror: bool,
         remote_pk: int | None,
+        origin: VersionOrigin | None = None,
     ) -> tuple[Version | None, VersionPlan]:
-        """Create version N+1 if the content changes; always records mirror flag and remote."""
+        """A sync's version: exactly the upstream set (mirror) or added to the latest one.
+        Always records the mirror flag and the remote, even when nothing changed."""
+
+        async def mark(repo: RepositoryRow) -> None:
+            repo.is_mirror = repo.is_mirror or mirror
+            if remote_pk is not None:
+                repo.remote_id = remote_pk
+
+        return await self.commit(
+            repository_id,
+            ContentChange(add=upstream.keys, add_tag_names=upstream.tag_names, exact=mirror),
+            origin=origin or VersionOrigin(VersionSource.SYNC),
+            before=mark,
+            content_remote=remote_pk,
+        )
+
+    async def commit(
+        self,
+        repository_id: str,
+        change: ContentChange | ChangeBuilder,
+        *,
+        origin: VersionOrigin,
+        base: int | None = None,
+        allow_on_mirror: bool = False,
+        before: Callable[[RepositoryRow], Awaitable[None]] | None = None,
+        content_remote: int | None = None,
+    ) -> tuple[Version | None, VersionPlan]:
+        """Create version N+1 = `change` applied to version `base` (None: the latest).
+
+        `content_remote` is recorded with each added unit as the remote it came from, so an
+        ON_DEMAND layer keeps its source when the repository is re-pointed later."""
         async with self._db.serialized():
             async with self._db.session() as session, session.begin():
                 repo = await load_row(session, repository_id, for_update=True)
-                base = repo.latest_version
+                if (
+                    origin.source in (VersionSource.PUSH, VersionSource.OPERATION)
+                    and repo.is_mirror
+                    and not allow_on_mirror
+                ):
+                    raise mirror_refused(repository_id, f"a {origin.source.value}")
+                if before is not None:
+                    await before(repo)
+                latest = repo.latest_version
                 rows = await session.execute(
                     select(RC.id, RC.content_type, RC.content_id).where(
-                        RC.repository_id == repo.id, present_in(base)
+                        RC.repository_id == repo.id, present_in(latest)
                     )
                 )
                 membership = {(t, cid): rid for rid, t, cid in rows}
                 present = frozenset(membership)
-                tag_ids = [cid for t, cid in present if t == TAG]
-                present_tags: dict[int, str] = {}
-                for start in range(0, len(tag_ids), BATCH):
-                    chunk = tag_ids[start : start + BATCH]
-                    found = await session.execute(
-                        select(TagRow.id, TagRow.name).where(TagRow.id.in_(chunk))
+                base_number = latest if base is None else base
+                if base_number == latest:
+                    base_keys = present
+                else:
+                    await self._check_version(session, repo, base_number)
+                    rows = await session.execute(
+                        select(RC.content_type, RC.content_id).where(
+                            RC.repository_id == repo.id, present_in(base_number)
+                        )
                     )
-                    present_tags.update({pk: name for pk, name in found})
-                plan = plan_version(
-                    present, present_tags, upstream.keys, upstream.tag_names, mirror=mirror
-                )
-                repo.is_mirror = repo.is_mirror or mirror
-                if remote_pk is not None:
-                    repo.remote_id = remote_pk
-                if not plan.changed:
+                    base_keys = frozenset((t, cid) for t, cid in rows)
+                base_tags = await _tag_names(session, [cid for t, cid in base_keys if t == TAG])
+                if not isinstance(change, ContentChange):
+                    change = await change(
+                        BaseContent(
+                            session, repo.id, repository_id, base_number, base_keys, base_tags
+                        )
+                    )
+                plan = plan_change(base_keys, base_tags, change)
+                # What the database must change is relative to the latest version.
+                added = plan.target - present
+                removed = present - plan.target
+                if not added and not removed:
                     return None, plan
-                number = base + 1
-                closing = sorted(membership[key] for key in plan.removed)
+                number = latest + 1
+                closing = sorted(membership[key] for key in removed)
                 for start in range(0, len(closing), BATCH):
                     await session.execute(
                         update(RC)
@@ -88,17 +179,53 @@ class VersionCommitter:
                         content_type=content_type,
                         content_id=content_id,
                         version_added=number,
+                        remote_id=content_remote,
                     )
-                    for content_type, content_id in sorted(plan.added)
+                    for content_type, content_id in sorted(added)
                 )
                 version = VersionRow(
                     repository_id=repo.id,
                     number=number,
-                    base_number=base,
+                    base_number=base_number,
                     create_time=utcnow(),
-                    summary=summary_of(present, plan.target),
+                    summary=summary_of(base_keys, plan.target),
+                    source=origin.source.value,
+                    principal=origin.principal,
+                    detail=origin.detail,
                 )
                 session.add(version)
                 repo.latest_version = number
                 repo.update_time = version.create_time
         return to_domain(repository_id, version), plan
+
+    async def latest(self, repository_id: str) -> Version:
+        """The latest version of a repository (what an operation that changed nothing returns)."""
+        async with self._db.session() as session:
+            repo = await load_row(session, repository_id)
+            row = await session.scalar(
+                select(VersionRow).where(
+                    VersionRow.repository_id == repo.id, VersionRow.number == repo.latest_version
+                )
+            )
+        assert row is not None
+        return to_domain(repository_id, row)
+
+    @staticmethod
+    async def _check_version(session: Any, repo: RepositoryRow, number: int) -> None:
+        found = await session.scalar(
+            select(VersionRow.id).where(
+                VersionRow.repository_id == repo.id, VersionRow.number == number
+            )
+        )
+        if found is None:
+            raise not_found(repo.name, number)
+
+
+async def _tag_names(session: Any, tag_ids: list[int]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for start in range(0, len(tag_ids), BATCH):
+        found = await session.execute(
+            select(TagRow.id, TagRow.name).where(TagRow.id.in_(tag_ids[start : start + BATCH]))
+        )
+        names.update({pk: name for pk, name in found})
+    return names

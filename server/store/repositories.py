@@ -20,7 +20,9 @@ from server.store.schema import (
     utcnow,
 )
 
-MUTABLE_FIELDS = ("description", "retain_versions")
+MUTABLE_FIELDS = ("description", "retain_versions", "mirror")
+# Domain field name -> row attribute where they differ.
+_COLUMNS = {"mirror": "is_mirror"}
 ACTIVE_TASK_STATES = ("queued", "running")
 
 
@@ -115,7 +117,7 @@ class RepositoryStore:
             for key, value in changes.items():
                 if key not in MUTABLE_FIELDS:
                     raise ValueError(f"not a mutable repository field: {key}")
-                setattr(row, key, value)
+                setattr(row, _COLUMNS.get(key, key), value)
             row.update_time = utcnow()
         return to_domain(row)
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,9 @@ class RemoteRow(Base):
     rate_limit: Mapped[float] = mapped_column(Float, default=0.0)
     token_realm_allowlist: Mapped[list[str]] = mapped_column(JSON)
     signed_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deleted by the user but still the source of content of some version (see
+    # `RepositoryContentRow.remote_id`): hidden from the API, kept for pull-through.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -131,6 +135,10 @@ class VersionRow(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     # {"added": {type: n}, "removed": {...}, "present": {...}}
     summary: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON)
+    # Where the version came from (domain VersionSource), who made it and how.
+    source: Mapped[str] = mapped_column(String(16), default="created")
+    principal: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class BlobRow(Base):
@@ -165,6 +173,10 @@ class ManifestBlobRow(Base):
     blob_id: Mapped[int] = mapped_column(
         ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
     )
+    # The descriptor as this manifest declares it: what a repository serves for a blob comes
+    # from its own manifests, never from the global blob row another upstream wrote first.
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ManifestChildRow(Base):
@@ -210,6 +222,7 @@ class RepositoryContentRow(Base):
         Index("ix_repository_content_lookup", "repository_id", "content_type", "content_id"),
         Index("ix_repository_content_added", "repository_id", "version_added"),
         Index("ix_repository_content_removed", "repository_id", "version_removed"),
+        Index("ix_repository_content_remote", "remote_id"),
         # At most one open membership of a content unit per repository.
         Index(
             "uq_repository_content_open",
@@ -228,6 +241,10 @@ class RepositoryContentRow(Base):
     content_id: Mapped[int] = mapped_column(Integer)
     version_added: Mapped[int] = mapped_column(Integer)
     version_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The remote a sync brought this content from (None: not from a sync). Layers not yet
+    # stored are pulled through this remote, whatever the repository points at later; a
+    # remote still named here is only marked deleted (`RemoteRow.deleted`), not removed.
+    remote_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TaskRow(Base):
@@ -288,3 +305,37 @@ class ServingGenerationRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class UploadRow(Base):
+    """A blob upload in progress on the registry endpoint (OCI "upload session").
+
+    Its bytes sit in the blob store's upload area under `uid`; `size` is what was received so
+    far. Invisible to pulls until completed with a digest; expired after `update_time` plus the
+    configured lifetime (removed with its bytes)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    principal: Mapped[str] = mapped_column(String(255), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class StagedBlobRow(Base):
+    """A blob pushed (uploaded or mounted) into a repository and not yet referenced by one of
+    its versions: what a manifest PUT into that repository may reference. Blobs are global, so
+    without this link anyone could reference a layer of another repository by its digest."""
+
+    __tablename__ = "staged_blobs"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_id: Mapped[int] = mapped_column(
+        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -6,7 +6,7 @@ from sqlalchemy import and_, delete, select
 
 from server.domain.errors import FailedPrecondition, NotFound
 from server.domain.names import version_name
-from server.domain.resources import Version
+from server.domain.resources import Version, VersionOrigin, VersionSource
 from server.store.common import split_page
 from server.store.db import Database
 from server.store.membership import summary_json
@@ -21,6 +21,7 @@ def to_domain(repository_id: str, row: VersionRow) -> Version:
         base_number=row.base_number,
         create_time=row.create_time,
         summary=ContentSummaryJSON.load(row.summary),
+        origin=VersionOrigin(VersionSource(row.source), row.principal, row.detail),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.domain.digests import Digest
-from server.domain.errors import UpstreamRejected
+from server.domain.errors import UpstreamProtocolError, UpstreamRejected
 from server.domain.manifests import Manifest, parse_manifest
 from server.store.content import ContentStore
 from server.sync.progress import Stage
@@ -151,16 +151,39 @@ class Gatherer:
             self.snapshot.new_manifests.append(manifest)
 
     async def walk(self, roots: set[Digest]) -> None:
-        """Load or fetch every manifest reachable from `roots`, level by level."""
+        """Load or fetch every manifest reachable from `roots`, level by level.
+
+        A lying upstream could nest indexes without end or fan one tag out to millions of
+        manifests: at most `max_index_depth` levels below a root, and at most
+        `max_manifests_per_tag` manifests per root, checked before a level is fetched."""
+        limits = self.upstream.limits
+        budget = limits.max_manifests_per_tag * max(1, len(roots))
         self.snapshot.roots |= roots
         frontier, visited = set(roots), set[Digest]()
+        level = 0
         while frontier:
             visited |= frontier
+            if len(visited) > budget:
+                raise self._refused(
+                    f"more than {limits.max_manifests_per_tag} manifests per tag",
+                    "UPSTREAM_TOO_MANY_MANIFESTS",
+                )
+            if level > limits.max_index_depth:
+                raise self._refused(
+                    f"indexes nested deeper than {limits.max_index_depth} levels",
+                    "UPSTREAM_INDEX_TOO_DEEP",
+                )
             missing = frontier - set(self.snapshot.manifests)
             if missing:
                 await self._load_or_fetch(missing)
             children = {c.digest for d in frontier for c in self.snapshot.manifests[d].children}
             frontier = children - visited
+            level += 1
+
+    def _refused(self, why: str, reason: str) -> UpstreamProtocolError:
+        return UpstreamProtocolError(
+            f"{self.upstream.host} serves {why}; refused", host=self.upstream.host, reason=reason
+        )
 
     async def _load_or_fetch(self, digests: set[Digest]) -> None:
         """Manifests in the database cost no upstream request; the rest are fetched."""

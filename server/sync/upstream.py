@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +20,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from server.config import Limits
+from server.domain import strictjson
 from server.domain.digests import Digest
 from server.domain.errors import (
     DigestMismatch,
@@ -41,6 +42,7 @@ from server.domain.manifests import (
 from server.domain.resources import Remote
 from server.sync.auth import Authorizer, read_capped
 from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
+from server.sync.origins import NetworkPolicy, Origin, PrivateAddressRefused, normal_host
 from server.sync.session import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TAGS_PAGE_SIZE = 1000
-MAX_TAG_PAGES = 10_000
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 BLOB_CHUNK = 1 << 20
 MAX_REFERRER_PAGES = 100
+# Requests that stream blobs: bounded by throughput, not by the metadata deadline.
+STREAMING_KINDS = frozenset({"blob_get", "sigstore"})
 MAX_LOOKASIDE_SIGNATURES = 100
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
@@ -83,6 +86,7 @@ class Upstream:
         hosts: Hosts,
         *,
         backoff_base: float = BACKOFF_BASE,
+        limits: Limits | None = None,
     ) -> None:
         self._session = session
         self._proxy = proxy
@@ -91,7 +95,10 @@ class Upstream:
         self._base = remote.url.rstrip("/")
         self.host = urlsplit(self._base).netloc
         self._name = remote.upstream_name
-        self._auth = Authorizer(session, remote, self._base)
+        self.limits = limits or Limits()
+        self.policy = NetworkPolicy.for_remote(remote.url, self.limits)
+        self._origin = Origin.of(self._base)
+        self._auth = Authorizer(session, remote, self._base, self.policy)
         self._scope = f"repository:{self._name}:pull"
         self._slots = asyncio.Semaphore(remote.download_concurrency)
         self._rate = RateLimiter(remote.rate_limit)
@@ -101,17 +108,22 @@ class Upstream:
     # -- public operations -------------------------------------------------------------
 
     async def list_tags(self) -> list[str]:
-        """Every tag, following `Link` pagination; raises if the listing cannot complete."""
+        """Every tag, following `Link` pagination; raises if the listing cannot complete.
+
+        Bounded by `limits.max_tag_list_pages` pages and `limits.max_tag_list_bytes` bytes in
+        all; each `Link` must stay on the registry's origin (see `origins`)."""
         url = f"{self._base}/v2/{self._name}/tags/list?n={TAGS_PAGE_SIZE}"
         tags: list[str] = []
         seen_urls: set[str] = set()
-        for _ in range(MAX_TAG_PAGES):
+        self._tag_bytes = 0
+        pages = self.limits.max_tag_list_pages
+        for _ in range(pages):
             seen_urls.add(url)
             body, link = await self.retrying(lambda u=url: self._get_tags_page(u))
             tags.extend(body)
             if not link:
                 return list(dict.fromkeys(tags))
-            url = urljoin(url, link)
+            url = self._follow_link(url, link, "tag list")
             if url in seen_urls:
                 raise UpstreamProtocolError(
                     f"{self.host} tag list pagination loops at {url}",
@@ -119,7 +131,7 @@ class Upstream:
                     reason="UPSTREAM_TAG_LIST_LOOP",
                 )
         raise UpstreamProtocolError(
-            f"{self.host} tag list has more than {MAX_TAG_PAGES} pages; refusing to follow",
+            f"{self.host} tag list has more than {pages} pages; refusing to follow",
             host=self.host,
             reason="UPSTREAM_TAG_LIST_TOO_LONG",
         )
@@ -214,7 +226,7 @@ class Upstream:
                     f"referrers of {digest} from {self.host} are invalid: {exc}", host=self.host
                 ) from exc
             found.extend(index.children)
-            url = urljoin(url, page[1]) if page[1] else None
+            url = self._follow_link(url, page[1], "referrers") if page[1] else None
         return found
 
     async def get_atomic_signatures(self, digest: Digest) -> list[tuple[str, bytes]] | None:
@@ -228,7 +240,8 @@ class Upstream:
                 await self._raise_for_status(resp, f"signatures of {digest}")
                 body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signatures")
             try:
-                entries = json.loads(body).get("signatures") or []
+                entries = strictjson.loads(body, spec_keys=("signatures",)).get("signatures")
+                entries = entries or []
                 return [
                     (str(e.get("name", "")), base64.b64decode(e["content"], validate=True))
                     for e in entries
@@ -287,17 +300,28 @@ class Upstream:
                     upstreamName=self._name,
                 )
             await self._raise_for_status(resp, "tag list")
-            body = await read_capped(resp, MAX_TAG_PAGE_BYTES, self.host, "tag list")
+            left = self.limits.max_tag_list_bytes - self._tag_bytes
+            body = await read_capped(resp, min(MAX_TAG_PAGE_BYTES, left), self.host, "tag list")
+            self._tag_bytes += len(body)
             link = _next_link(resp.headers.getall("Link", []))
-        try:
-            tags = json.loads(body).get("tags") or []
-        except (ValueError, AttributeError) as exc:
+        return parse_tag_list(body, self.host), link
+
+    def _follow_link(self, current: str, link: str, what: str) -> str:
+        """The absolute URL of a `Link` target, if it keeps the registry's origin (scheme,
+        host, port) or names an allow-listed host; an upstream must not send us elsewhere."""
+        target = _join(current, link, self.host)
+        origin = Origin.of(target)
+        allowed = {normal_host(h) for h in self._remote.token_realm_allowlist}
+        if origin != self._origin and not (
+            origin.host in allowed and origin.scheme in ("https", self._origin.scheme)
+        ):
+            log.warning("%s: %s Link to %s refused (not its origin)", self.host, what, target)
             raise UpstreamProtocolError(
-                f"{self.host} sent an invalid tag list", host=self.host
-            ) from exc
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
-        return tags, link
+                f"{self.host} {what} pagination leads to another origin; refused",
+                host=self.host,
+                reason="UPSTREAM_LINK_REFUSED",
+            )
+        return target
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         tries = self._remote.max_retries + 1
@@ -350,6 +374,48 @@ class Upstream:
             host=self.host,
             status=status,
         )
+
+
+def _join(base: str, reference: str, host: str) -> str:
+    """`reference` (a Location or Link target) made absolute; refused if it is no URL."""
+    try:
+        target = urljoin(base, reference)
+        urlsplit(target).port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an unusable URL {reference[:100]!r}",
+            host=host,
+            reason="UPSTREAM_URL_INVALID",
+        ) from exc
+    return target
+
+
+def parse_tag_list(body: bytes, host: str) -> list[str]:
+    """The `tags` of a tag-list page (strict JSON: `{"name": ..., "tags": [...]}`)."""
+    try:
+        tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
+    except (ValueError, AttributeError) as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list: {exc}",
+            host=host,
+            reason="UPSTREAM_TAG_LIST_INVALID",
+        ) from exc
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list", host=host, reason="UPSTREAM_TAG_LIST_INVALID"
+        )
+    return tags
+
+
+def _private_refused(host: str, url: str) -> UpstreamProtocolError:
+    target = urlsplit(url).hostname or url
+    log.warning("%s: request to %s refused: a private address", host, url)
+    return UpstreamProtocolError(
+        f"{host} led to the private address {target}; refused (see allow_private_upstreams)",
+        host=host,
+        reason="UPSTREAM_PRIVATE_ADDRESS_REFUSED",
+        target=target,
+    )
 
 
 def _body_error(host: str, exc: BaseException) -> UpstreamUnavailable:
@@ -433,11 +499,23 @@ class _Exchange:
             up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
             proxy = up._proxy.kwargs(url)
             headers.update(proxy.pop("extra_headers", {}))  # type: ignore[arg-type]
+            if self._kind not in STREAMING_KINDS and not up._remote.total_timeout:
+                # Metadata is small: a finite deadline even when the remote sets none.
+                proxy["timeout"] = aiohttp.ClientTimeout(
+                    total=up.limits.metadata_timeout,
+                    sock_connect=up._remote.connect_timeout or None,
+                    sock_read=up._remote.sock_read_timeout or None,
+                )
             try:
+                up.policy.check_url(url)
                 resp = await up._session.request(
                     self._method, url, headers=headers, allow_redirects=False, **proxy
                 )
+            except PrivateAddressRefused as exc:
+                raise _private_refused(up.host, url) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(getattr(exc, "os_error", None), PrivateAddressRefused):
+                    raise _private_refused(up.host, url) from exc
                 raise UpstreamUnavailable(
                     f"{urlsplit(url).netloc} unreachable: {exc.__class__.__name__}: {exc}",
                     host=up.host,
@@ -449,8 +527,8 @@ class _Exchange:
                 answered_challenge = True
                 continue
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                target = urljoin(url, resp.headers["Location"])
                 resp.release()
+                target = _join(url, resp.headers["Location"], up.host)
                 if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
                     raise UpstreamProtocolError(
                         f"{up.host} redirected https to http ({target}); refused",

@@ -61,7 +61,7 @@ async def test_reflection_and_health(grpc_target: str) -> None:
             "grpc.reflection.v1alpha.ServerReflection",
         ]
     )
-    assert len(MIRROR_SERVICES) == 7
+    assert len(MIRROR_SERVICES) == 8
     for name in MIRROR_SERVICES:
         expected = [m.name for m in pb.DESCRIPTOR.services_by_name[name.split(".")[-1]].methods]
         assert methods[name] == expected, name

@@ -113,7 +113,7 @@ async def test_update_repository_changes_only_masked_fields(grpc_target: str) ->
                     description="four",
                 ),
                 update_mask=field_mask_pb2.FieldMask(
-                    paths=["uid", "latest_version", "mirror", "description"]
+                    paths=["uid", "latest_version", "description"]
                 ),
             )
         )
@@ -121,7 +121,16 @@ async def test_update_repository_changes_only_masked_fields(grpc_target: str) ->
         assert got.description == "four"
         assert got.uid == created.uid
         assert got.latest_version == "repositories/codzo/versions/0"
-        assert got.mirror is False
+        assert got.mirror is False  # not in the mask: unchanged
+
+        # `mirror` is the one flag an admin sets by hand (the way out of mirror mode).
+        response = await stub.UpdateRepository(
+            pb.UpdateRepositoryRequest(
+                repository=pb.Repository(name="repositories/codzo", mirror=True),
+                update_mask=field_mask_pb2.FieldMask(paths=["mirror"]),
+            )
+        )
+        assert response.repository.mirror is True
 
 
 async def test_list_repositories_paginates_in_name_order(grpc_target: str) -> None:

@@ -86,6 +86,7 @@ _STUBS = {
     "SyncService": pb_grpc.SyncServiceStub,
     "VersionService": pb_grpc.VersionServiceStub,
     "ContentService": pb_grpc.ContentServiceStub,
+    "ContentOperationService": pb_grpc.ContentOperationServiceStub,
     "DistributionService": pb_grpc.DistributionServiceStub,
     "TaskService": pb_grpc.TaskServiceStub,
 }

@@ -25,6 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
+STORAGE_BACKENDS = pytest.mark.parametrize("storage_backend", ["fs", "s3"], indirect=True)
+"""Mark a test to run over both blob stores: the filesystem and S3 (the moto server)."""
+SERVING_BACKENDS = pytest.mark.parametrize(
+    "storage_backend", ["fs", "s3", "s3-stream"], indirect=True
+)
+"""Both stores, and S3 served both ways: redirect to a presigned URL (`s3`) and `s3-stream`."""
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "mirror-test-key",
     "AWS_SECRET_ACCESS_KEY": "mirror-test-secret",
