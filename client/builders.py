@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -21,6 +21,7 @@ from .names import distribution_name, remote_name, repository_name, version_name
 
 __all__ = [
     "REMOTE_INPUT_FIELDS",
+    "cleanup_orphans_request",
     "create_distribution_request",
     "create_remote_request",
     "create_repository_request",
@@ -421,3 +422,24 @@ def follow_page_token(request: Any, response: Any, seen: set[str]) -> bool:
     seen.add(token)
     request.page_token = token
     return True
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    if not seconds >= 0:
+        raise ValueError(f"a duration must be zero or more seconds, not {seconds!r}")
+    whole = int(seconds)
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
+
+
+def cleanup_orphans_request(
+    orphan_protection_time: float | None,
+    task_retention: float | None,
+    request_id: str | None = None,
+) -> pb.CleanupOrphansRequest:
+    """A CleanupOrphans request; None leaves a duration to the server's setting."""
+    request = pb.CleanupOrphansRequest(request_id=request_id or "")
+    if orphan_protection_time is not None:
+        request.orphan_protection_time.CopyFrom(_duration(orphan_protection_time))
+    if task_retention is not None:
+        request.task_retention.CopyFrom(_duration(task_retention))
+    return request

@@ -26,6 +26,7 @@ from .errors import MirrorClientError
 from .options import (
     add_remote_options,
     content_type,
+    duration,
     remote_fields,
     version_number,
     version_ref,
@@ -216,6 +217,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true", help="make the version match upstream")
     p.add_argument("--detach", action="store_true", help="print the task and return")
     p.add_argument("--request-id", metavar="UUID", help="idempotency key")
+
+    # housekeeping
+    p = groups.add_parser(
+        "gc",
+        help="garbage collection: delete content no version holds, old finished tasks",
+        parents=[common],
+    )
+    p.set_defaults(func=commands.gc)
+    p.add_argument(
+        "--protection-time",
+        type=duration,
+        metavar="DURATION",
+        help="keep unreferenced content used within this (e.g. 0, 90m; default: the server's)",
+    )
+    p.add_argument(
+        "--task-retention",
+        type=duration,
+        metavar="DURATION",
+        help="delete finished tasks older than this (e.g. 7d; default: the server's)",
+    )
+    p.add_argument("--detach", action="store_true", help="print the task and return")
+    p = groups.add_parser(
+        "repair",
+        help="re-hash a version's blobs, fetch missing or corrupt ones again",
+        parents=[common],
+    )
+    p.set_defaults(func=commands.repair)
+    p.add_argument("repository")
+    p.add_argument("number", type=version_ref, metavar="NUMBER|latest", nargs="?", default="latest")
+    p.add_argument("--detach", action="store_true", help="print the task and return")
 
     # completion (needs no server)
     p = groups.add_parser(

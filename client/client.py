@@ -68,6 +68,7 @@ class AsyncMirrorClient:
         self._content = pb_grpc.ContentServiceStub(channel)
         self._distributions = pb_grpc.DistributionServiceStub(channel)
         self._tasks = pb_grpc.TaskServiceStub(channel)
+        self._housekeeping = pb_grpc.HousekeepingServiceStub(channel)
         self._operations = pb_grpc.ContentOperationServiceStub(channel)
 
     async def close(self) -> None:
@@ -473,3 +474,28 @@ class AsyncMirrorClient:
         """Start a sync task and stream its events until it ends."""
         request = builders.sync_request(repository, remote, mirror, request_id)
         return self._stream(self._sync.Sync, request)
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    async def cleanup_orphans(
+        self,
+        orphan_protection_time: float | None = None,
+        task_retention: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Task:
+        """Start garbage collection and return its task (queued) at once; durations in
+        seconds, None for the server's defaults."""
+        request = builders.cleanup_orphans_request(
+            orphan_protection_time, task_retention, request_id
+        )
+        return (await self._call(self._housekeeping.CleanupOrphans, request)).task
+
+    async def repair_version(
+        self, name: str, number: int | str | None = None, request_id: str | None = None
+    ) -> pb.Task:
+        """Start a repair of a version (a version name, or a repository and a number) and
+        return its task (queued) at once."""
+        request = pb.RepairVersionRequest(
+            version=version_name(name, number), request_id=request_id or ""
+        )
+        return (await self._call(self._housekeeping.RepairVersion, request)).task

@@ -411,6 +411,24 @@ def sync(client: MirrorClient, args: Namespace, out: Output) -> int:
     return _follow(client, stream, out)
 
 
+def gc(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``gc``: garbage collection; prints what was freed."""
+    task = client.cleanup_orphans(args.protection_time, args.task_retention)
+    if args.detach:
+        out.resource(task)
+        return 0
+    return _follow(client, client.watch_task(task.name), out)
+
+
+def repair(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repair``: re-hash a version's blobs and fetch damaged ones again."""
+    task = client.repair_version(args.repository, args.number)
+    if args.detach:
+        out.resource(task)
+        return 0
+    return _follow(client, client.watch_task(task.name), out)
+
+
 class _Recorder:
     """Pass events through, remembering the last task seen (for the interrupt message)."""
 
@@ -464,9 +482,16 @@ def _follow(client: MirrorClient, stream: ResponseStream[Any], out: Output) -> i
             version = client.get_version(version_name_)
             out.line(f"created {version.name}")
             out.summary(version.content_summary)
-        else:
+        elif task.kind == "sync":
             out.line(f"{task.name} completed; no new version was created")
+        else:
+            # Housekeeping tasks report their results in their stages' messages.
+            out.line(f"{task.name} completed")
+            for report in task.progress_reports:
+                out.line(f"  {report.code}: {report.message}")
     if task.state in (pb.TASK_STATE_FAILED, pb.TASK_STATE_CANCELED):
+        for warning in task.warnings if task.kind != "sync" else ():
+            print(f"warning: {warning}", file=sys.stderr)
         detail = task_error_line(task.error) if task.HasField("error") else "no error reported"
         print(f"error: {task.name} {task_state(task)}: {detail}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -607,6 +608,36 @@ class SyncResponse(_message.Message):
     task: Task
     warning: str
     def __init__(self, kind: _Optional[_Union[TaskEventKind, str]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., warning: _Optional[str] = ...) -> None: ...
+
+class CleanupOrphansRequest(_message.Message):
+    __slots__ = ("orphan_protection_time", "task_retention", "request_id")
+    ORPHAN_PROTECTION_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    orphan_protection_time: _duration_pb2.Duration
+    task_retention: _duration_pb2.Duration
+    request_id: str
+    def __init__(self, orphan_protection_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., task_retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CleanupOrphansResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
+class RepairVersionRequest(_message.Message):
+    __slots__ = ("version", "request_id")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    request_id: str
+    def __init__(self, version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RepairVersionResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetVersionRequest(_message.Message):
     __slots__ = ("name",)

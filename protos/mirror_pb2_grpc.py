@@ -650,6 +650,131 @@ class SyncService:
             _registered_method=True)
 
 
+class HousekeepingServiceStub:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CleanupOrphans = channel.unary_unary(
+                '/mirror.v1.HousekeepingService/CleanupOrphans',
+                request_serializer=protos_dot_mirror__pb2.CleanupOrphansRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CleanupOrphansResponse.FromString,
+                _registered_method=True)
+        self.RepairVersion = channel.unary_unary(
+                '/mirror.v1.HousekeepingService/RepairVersion',
+                request_serializer=protos_dot_mirror__pb2.RepairVersionRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.RepairVersionResponse.FromString,
+                _registered_method=True)
+
+
+class HousekeepingServiceServicer:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    def CleanupOrphans(self, request, context):
+        """Starts a garbage collection task and returns it at once: deletes content no version
+        holds, blob objects no content names, stale temporary uploads and old finished tasks.
+        Its progress reports count what was freed (`gc.content`, `gc.blobs` with bytes,
+        `gc.temporaries`, `gc.tasks`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepairVersion(self, request, context):
+        """Starts a repair task and returns it at once: re-hashes every blob of a version and
+        fetches the missing or corrupt ones again from the remote they came from. The task
+        fails with DATA_LOSS, naming each blob in its warnings, when some cannot be repaired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HousekeepingServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CleanupOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.CleanupOrphans,
+                    request_deserializer=protos_dot_mirror__pb2.CleanupOrphansRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CleanupOrphansResponse.SerializeToString,
+            ),
+            'RepairVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepairVersion,
+                    request_deserializer=protos_dot_mirror__pb2.RepairVersionRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.RepairVersionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirror.v1.HousekeepingService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirror.v1.HousekeepingService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class HousekeepingService:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    @staticmethod
+    def CleanupOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.HousekeepingService/CleanupOrphans',
+            protos_dot_mirror__pb2.CleanupOrphansRequest.SerializeToString,
+            protos_dot_mirror__pb2.CleanupOrphansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.HousekeepingService/RepairVersion',
+            protos_dot_mirror__pb2.RepairVersionRequest.SerializeToString,
+            protos_dot_mirror__pb2.RepairVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class VersionServiceStub:
     """Versions are the immutable, numbered states of a repository.
     """

@@ -20,6 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Limits, Settings
+from server.housekeeping.collect import GC_KIND, GarbageCollector
+from server.housekeeping.repair import REPAIR_KIND, Repairer
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
@@ -27,6 +29,7 @@ from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_des
 from server.registry.ondemand import PullThrough
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
+from server.services.housekeeping import HousekeepingServicer
 from server.services.logging import AccessLogInterceptor
 from server.services.operations import ContentOperationServicer
 from server.services.reflection import enable_reflection
@@ -42,15 +45,21 @@ from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
+from server.store.guard import BlobGuard
 from server.store.operations import ContentOperations, stored_check
+from server.store.orphans import OrphanStore
+from server.store.processes import ProcessStore
 from server.store.remotes import RemoteStore
+from server.store.repair_queries import RepairQueries
 from server.store.repositories import RepositoryStore
+from server.store.schema import utcnow
 from server.store.serving import ServingQueries
-from server.store.tasks import TaskStore
+from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
 from server.store.versions import VersionStore
 from server.sync.engine import SYNC_KIND, SyncEngine
 from server.sync.hosts import Hosts
 from server.tasks.events import TaskEvents
+from server.tasks.liveness import is_dead_here, new_worker_id
 from server.tasks.runner import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -93,12 +102,21 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         await db.migrate()
         storage = await stack.enter_async_context(open_blob_store(settings.storage))
-        # Alone on the storage (SQLite), every temporary is a crash's leftover; beside other
-        # processes (PostgreSQL), only ones untouched for a day are.
-        await clear_stale(storage, 0.0 if db.is_sqlite else STALE_TEMP_SECONDS, time.time())
+        processes = ProcessStore(db)
+        worker_id = new_worker_id()
+        # Alone on the storage (SQLite, or no other live process on the PostgreSQL database),
+        # every temporary is a dead process's leftover; beside live processes, only ones
+        # untouched for a day are.
+        alone = db.is_sqlite or not await processes.live_others(
+            worker_id,
+            utcnow() - HEARTBEAT_STALE_AFTER,
+            lambda other: is_dead_here(other, worker_id),
+        )
+        await clear_stale(storage, 0.0 if alone else STALE_TEMP_SECONDS, time.time())
         fetcher = BlobFetcher(storage)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
+        guard = BlobGuard(db)
         hosts = Hosts()
         committer = VersionCommitter(db)
         engine = SyncEngine(
@@ -110,16 +128,23 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             storage,
             fetcher,
             hosts,
+            guard,
             backoff_base=settings.retry_backoff,
             limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
+        collector = GarbageCollector(OrphanStore(db), storage, guard)
+        repairer = Repairer(
+            RepairQueries(db), remotes, storage, fetcher, hosts, backoff_base=settings.retry_backoff
+        )
         runner = TaskRunner(
             tasks,
             events,
-            handlers={SYNC_KIND: engine.run},
+            handlers={SYNC_KIND: engine.run, GC_KIND: collector.run, REPAIR_KIND: repairer.run},
+            processes=processes,
             workers=settings.workers,
+            worker_id=worker_id,
             # Only the embedded SQLite server is alone on its database: it may fail every
             # running task at start. With PostgreSQL other processes may be running tasks.
             fail_all_running_at_start=db.is_sqlite,
@@ -177,6 +202,10 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
             services.events,
             services.runner,
         ),
+        server,
+    )
+    pb_grpc.add_HousekeepingServiceServicer_to_server(
+        HousekeepingServicer(services.settings, services.tasks, services.versions, services.runner),
         server,
     )
     pb_grpc.add_ContentServiceServicer_to_server(

@@ -122,6 +122,13 @@ class Settings:
     """First retry delay in seconds (None: the engine default); tests shorten it."""
     limits: Limits = field(default_factory=Limits)
     """Connection, request and upstream bounds (see `Limits`)."""
+    orphan_protection_time: float = 3600.0
+    """Seconds garbage collection keeps unreferenced content after its last use
+    (`MIRROR_ORPHAN_PROTECTION_TIME`, e.g. `3600`, `90m`, `1d`); what running tasks use is
+    always kept. Like Pulp's `ORPHAN_PROTECTION_TIME`."""
+    task_retention: float = 30 * 86400.0
+    """Seconds finished task rows are kept before garbage collection deletes them
+    (`MIRROR_TASK_RETENTION`, e.g. `30d`)."""
     storage_url: str = ""
     """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
     S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
@@ -170,6 +177,14 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "workers": ("MIRROR_WORKERS", "tasks (syncs) this process runs at once"),
     "log_level": ("MIRROR_LOG_LEVEL", "Python logging level: DEBUG, INFO, WARNING, ERROR"),
+    "orphan_protection_time": (
+        "MIRROR_ORPHAN_PROTECTION_TIME",
+        "garbage collection keeps unreferenced content used within this (e.g. 90m, 1d)",
+    ),
+    "task_retention": (
+        "MIRROR_TASK_RETENTION",
+        "garbage collection deletes finished tasks older than this (e.g. 30d)",
+    ),
     "storage_url": (
         "MIRROR_STORAGE_URL",
         "where blobs live: empty for files in the data dir, s3://bucket/prefix for S3",
@@ -282,6 +297,15 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
         )
     args.workers = int(args.workers)
+    durations = {}
+    for name in ("orphan_protection_time", "task_retention"):
+        try:
+            durations[name] = parse_duration(str(getattr(args, name)))
+        except ValueError:
+            parser.error(
+                f"--{name.replace('_', '-')} (or {_ENV[name]}) must be a duration such as "
+                f"3600, 90m, 2h or 30d, got {getattr(args, name)!r}"
+            )
     return Settings(
         grpc_address=args.grpc_address,
         registry_address=args.registry_address,
@@ -290,6 +314,7 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         workers=args.workers,
         log_level=args.log_level.upper(),
         limits=Limits(**limits),  # type: ignore[arg-type]
+        **durations,
         storage_url=args.storage_url,
         storage_durability=args.storage_durability,
         s3_endpoint_url=args.s3_endpoint_url,
@@ -297,3 +322,16 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         s3_serve=args.s3_serve,
         s3_presign_seconds=int(seconds),
     )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `30d` -> seconds; ValueError for anything else."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    number = float(text[:-1] if unit else text)
+    if not number >= 0 or number == float("inf"):  # also rejects NaN
+        raise ValueError(text)
+    return number * (unit or 1)

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from server.domain.digests import Digest
 from server.domain.errors import DatabaseUnavailable
@@ -197,17 +196,11 @@ async def _stored_response(
         return web.Response(
             status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
         )
-    if kind is not RangeKind.IGNORE:
-        return await storage.http_response(request, stored, headers)
-    # The store answers a copy of the request without the header (the whole blob, 200),
-    # prepared here against that copy; aiohttp then sees it prepared.
-    plain = CIMultiDict(request.headers)
-    plain.popall("Range", None)
-    clone = request.clone(headers=plain)
-    response = await storage.http_response(clone, stored, headers)
-    if not response.prepared:
-        await response.prepare(clone)
-    return response
+    # A multi-range or malformed header is ignored: the whole blob, 200 (the store answers
+    # as if there were none).
+    return await storage.http_response(
+        request, stored, headers, ignore_range=kind is RangeKind.IGNORE
+    )
 
 
 async def referrers(request: web.Request) -> web.Response:

@@ -107,6 +107,7 @@ class E2E:
         tmp_path: Path,
         http: aiohttp.ClientSession,
     ) -> None:
+        self.channel = channel
         self.endpoint = endpoint
         self.base_url = f"http://{endpoint}"
         self.data_dir = data_dir
@@ -136,11 +137,11 @@ class E2E:
             )
         )
 
-    async def sync(self, name: str, remote: str | None = None) -> pb.Task:
+    async def sync(self, name: str, remote: str | None = None, *, mirror: bool = False) -> pb.Task:
         """Sync to the end over the streaming RPC; asserts FINISHED / COMPLETED."""
         events: list[pb.SyncResponse] = []
         request = pb.SyncRequest(
-            repository=f"repositories/{name}", remote=f"remotes/{remote or name}"
+            repository=f"repositories/{name}", remote=f"remotes/{remote or name}", mirror=mirror
         )
         async with asyncio.timeout(SYNC_TIMEOUT):
             async for event in self.syncs.Sync(request):

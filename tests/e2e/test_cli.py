@@ -470,3 +470,26 @@ def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
             check=True,
         )
         assert ours == json.loads(theirs.stdout), method
+
+
+def test_housekeeping_commands(server: ServerProcess) -> None:
+    """`mirrorctl gc` and `mirrorctl repair` as the README's Housekeeping section runs them."""
+    ok(ctl(server, "repository", "create", "e2e-housekeeping"))
+    collected = ok(ctl(server, "gc", "--protection-time", "0", "--task-retention", "7d"))
+    lines = collected.splitlines()
+    assert lines[-5].startswith("tasks/") and lines[-5].endswith(" completed"), collected
+    assert [line.split(":")[0].strip() for line in lines[-4:]] == [
+        "gc.content",
+        "gc.blobs",
+        "gc.temporaries",
+        "gc.tasks",
+    ]
+    task = as_json(ctl(server, "-o", "json", "gc", "--detach"))
+    assert task["kind"] == "gc" and task["state"] == "TASK_STATE_QUEUED"
+    assert task["parameters"]["orphanProtectionSeconds"] == "3600"
+    # An empty version 0 has nothing to re-hash: repair completes with zero counts.
+    repaired = ok(ctl(server, "repair", "e2e-housekeeping"))
+    assert "repair.verifying: 0 intact, 0 missing or corrupt" in repaired, repaired
+    failed(ctl(server, "repair", "e2e-nowhere", "1"), "NOT_FOUND")
+    bad = ctl(server, "gc", "--protection-time", "soon")
+    assert bad.returncode == 2 and "expected a duration" in bad.stderr
