@@ -8,7 +8,7 @@ import sys
 
 import uvloop
 
-from server.app import ListenError, serve
+from server.app import ListenError, rotate_secret_key, serve
 from server.config import parse_settings
 from server.registry.accesslog import QueuedLogging
 from server.storage import StorageError
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.rotate_secret_key:
+        uvloop.run(rotate_secret_key(settings))
+        return
     try:
         # uvloop: a faster event loop for the registry endpoint and the sync's HTTP client alike.
         with QueuedLogging():

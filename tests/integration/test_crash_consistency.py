@@ -133,13 +133,13 @@ async def run_trials(
         proxy.slow("/blobs/", bytes_per_sec=4 * 1024 * 1024, method="GET")
         await server.start()
         try:
-            async with grpc.aio.insecure_channel(server.target) as channel:
+            async with server.channel() as channel:
                 duration = await _warm_up(channel, proxy.url, upstream)
             repositories = ["warmup"]
             for i in range(1, trials + 1):
                 repo = f"crash-{i}"
                 repositories.append(repo)
-                async with grpc.aio.insecure_channel(server.target) as channel:
+                async with server.channel() as channel:
                     await _create(channel, repo, proxy.url, upstream, f"t{i}")
                     task = await _start_sync(channel, repo)
                     await asyncio.sleep(rng.uniform(0.0, duration * 0.9))
@@ -148,7 +148,7 @@ async def run_trials(
                 await server.start()
                 report.restart_seconds.append(time.monotonic() - restart)
                 report.trials += 1
-                async with grpc.aio.insecure_channel(server.target) as channel:
+                async with server.channel() as channel:
                     tasks = pb_grpc.TaskServiceStub(channel)
                     ended = (await tasks.GetTask(pb.GetTaskRequest(name=task.name))).task
                     if ended.state == pb.TASK_STATE_FAILED:
