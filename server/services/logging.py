@@ -1,7 +1,14 @@
-"""One log line per RPC: method, peer, status code and duration. Never the request body."""
+"""One log line per RPC: method, peer, status code and duration. Never the request body.
+
+The peer is read when the call starts, never in the `finally` that logs: when a client
+cancels (Ctrl-C on `mirrorctl sync`), grpc tears the core call down while the handler unwinds,
+and `context.peer()` then dereferences a freed call and crashes the whole process (SIGSEGV in
+cygrpc, seen under load). A cancelled stream is logged as CANCELLED without asking the context.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,11 +35,15 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.monotonic()
+                start, peer = time.monotonic(), context.peer()
+                cancelled = False
                 try:
                     return await inner(request, context)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    raise
                 finally:
-                    _log(method, context, start)
+                    _log(method, peer, _code(context, cancelled), start)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, handler.request_deserializer, handler.response_serializer
@@ -41,12 +52,16 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.monotonic()
+                start, peer = time.monotonic(), context.peer()
+                cancelled = False
                 try:
                     async for response in inner_stream(request, context):
                         yield response
+                except (asyncio.CancelledError, GeneratorExit):
+                    cancelled = True
+                    raise
                 finally:
-                    _log(method, context, start)
+                    _log(method, peer, _code(context, cancelled), start)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
@@ -54,7 +69,13 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _log(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
+def _code(context: grpc.aio.ServicerContext, cancelled: bool) -> str:
+    """The status code's name; a cancelled call's context is not touched (see above)."""
+    if cancelled:
+        return grpc.StatusCode.CANCELLED.name
     code = context.code() or grpc.StatusCode.OK
-    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-    log.info("rpc %s %s %s %.1fms", method, context.peer(), name, (time.monotonic() - start) * 1000)
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
+def _log(method: str, peer: str, code: str, start: float) -> None:
+    log.info("rpc %s %s %s %.1fms", method, peer, code, (time.monotonic() - start) * 1000)
