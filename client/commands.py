@@ -305,6 +305,7 @@ def distribution_create(client: MirrorClient, args: Namespace, out: Output) -> i
         repository=args.repository,
         version=_version_option(args.version),
         description=args.description,
+        public=args.public,
     )
     out.resource(pb.CreateDistributionResponse(distribution=distribution))
     return 0
@@ -326,10 +327,11 @@ def distribution_show(client: MirrorClient, args: Namespace, out: Output) -> int
 
 def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``distribution update``: only the options given are updated."""
-    options = (args.base_path, args.repository, args.version, args.description)
+    options = (args.base_path, args.repository, args.version, args.description, args.public)
     if all(option is None for option in options):
         raise UsageError(
-            "nothing to update: give --base-path, --repository, --version or --description"
+            "nothing to update: give --base-path, --repository, --version, --description, "
+            "--public or --private"
         )
     distribution = client.update_distribution(
         args.name,
@@ -337,6 +339,7 @@ def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> i
         repository=args.repository,
         version=_version_option(args.version),
         description=args.description,
+        public=args.public,
     )
     out.resource(pb.UpdateDistributionResponse(distribution=distribution))
     return 0

@@ -8,7 +8,7 @@ import sys
 import uvloop
 
 from server import logs
-from server.app import ListenError, serve
+from server.app import ListenError, rotate_secret_key, serve
 from server.config import parse_settings
 from server.registry.accesslog import QueuedLogging
 from server.storage import StorageError
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
     _bound_malloc()
     logs.configure(settings.log_level, settings.log_format)
+    if settings.rotate_secret_key:
+        uvloop.run(rotate_secret_key(settings))
+        return
     try:
         # uvloop: a faster event loop for the registry endpoint and the sync's HTTP client alike.
         with QueuedLogging():

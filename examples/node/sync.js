@@ -10,6 +10,7 @@
 // Exit status: 0 when the sync completed, 1 otherwise.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -79,10 +80,27 @@ function errorLine(err) {
   return `${head}: ${e.violations.map((v) => `${v.field}: ${v.description} (${v.reason})`).join('; ')}`;
 }
 
+/** The API token, found as mirrorctl finds it: MIRROR_TOKEN, MIRROR_TOKEN_FILE, then the
+ * admin token the server writes on first start (./.mirror-data/admin-token). */
+function apiToken() {
+  if (process.env.MIRROR_TOKEN) return process.env.MIRROR_TOKEN.trim();
+  const file = process.env.MIRROR_TOKEN_FILE || path.join('.mirror-data', 'admin-token');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+// Sent with every call: `authorization: Bearer <token>` (health and reflection need none).
+const AUTH = new grpc.Metadata();
+const TOKEN = apiToken();
+if (TOKEN) AUTH.set('authorization', `Bearer ${TOKEN}`);
+
 /** A unary call as a promise. */
 function call(client, method, request) {
   return new Promise((resolve, reject) => {
-    client[method](request, {deadline: Date.now() + 30_000}, (err, response) =>
+    client[method](request, AUTH, {deadline: Date.now() + 30_000}, (err, response) =>
       err ? reject(err) : resolve(response),
     );
   });
@@ -103,7 +121,7 @@ async function ensure(client, method, request, name) {
 function followSync(syncs, request) {
   return new Promise((resolve, reject) => {
     let last = null;
-    const stream = syncs.Sync(request);
+    const stream = syncs.Sync(request, AUTH);
     stream.on('data', (event) => {
       last = event.task;
       const stages = event.task.progress_reports

@@ -19,6 +19,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from server.access.model import Action
+from server.access.policy import may
+from server.access.registry import RegistryAccess
 from server.domain.digests import Digest
 from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import OCI_INDEX
@@ -38,6 +41,7 @@ MAX_PAGE = 10_000
 SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
+ACCESS = web.AppKey("access", RegistryAccess)
 
 
 def _head(request: web.Request) -> bool:
@@ -91,8 +95,22 @@ async def catalog(request: web.Request) -> web.Response:
     limit, last = page
     if limit == 0:
         return _paged(request, "repositories", [], 0)
-    found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
-    return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
+    # Only what the caller may pull (the policy decides per distribution); filtered before
+    # paging so that pages stay full and `Link` stays right.
+    caller = await request.app[ACCESS].caller(request)
+    wanted = (limit or MAX_PAGE) + 1
+    found: list[str] = []
+    while len(found) < wanted:
+        entries = await request.app[SERVING].catalog_entries(wanted, last)
+        found += [
+            base_path
+            for base_path, repository, public in entries
+            if may(caller, Action.PULL, repository, public=public)
+        ]
+        if len(entries) < wanted:
+            break
+        last = entries[-1][0]
+    return _paged(request, "repositories", found[:wanted], limit if limit is not None else MAX_PAGE)
 
 
 async def tags_list(request: web.Request) -> web.Response:
@@ -313,13 +331,20 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def build_registry_app(
-    serving: ServingCache, storage: BlobStore, pull_through: PullThrough
+    serving: ServingCache,
+    storage: BlobStore,
+    pull_through: PullThrough,
+    access: RegistryAccess,
 ) -> web.Application:
-    app = web.Application(middlewares=[no_internal_errors])
+    # Errors first, then access: a request that passes access may still fail, and a refused
+    # one never reaches a handler. Handlers find the caller in `request[REQUEST_PRINCIPAL]`.
+    app = web.Application(middlewares=[no_internal_errors, access.middleware])
     app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
+    app[ACCESS] = access
+    app.router.add_get("/token", access.token_endpoint)
     name = "{name:[^?#]+?}"
     app.router.add_get("/v2/", base)
     app.router.add_get("/v2/_catalog", catalog)

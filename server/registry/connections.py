@@ -28,13 +28,16 @@ import logging
 import math
 import resource
 import socket
+import ssl
 import struct
 import time
 from collections import Counter
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from server.config import Limits
 
@@ -52,8 +55,9 @@ class ConnectionGuard:
         self.refused = 0
         self.timed_out = 0
         self.accept_errors = 0
-        self._unlogged = 0
-        self._logged_at = -math.inf
+        self.bad_requests = 0
+        self._unlogged: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
 
     def admit(self, address: str) -> bool:
         if (
@@ -74,15 +78,26 @@ class ConnectionGuard:
 
     def accept_failed(self, exc: OSError) -> None:
         self.accept_errors += 1
-        self._unlogged += 1
+        self._report("accepting registry connections failed", exc, logging.ERROR)
+
+    def bad_request(self, exc: BaseException | None) -> None:
+        self.bad_requests += 1
+        self._report("unparsable registry requests", exc, logging.WARNING)
+
+    def _report(self, what: str, exc: BaseException | None, level: int) -> None:
+        """Count `what`; log it at most once per `accept_error_log_interval` with the count
+        since the last line (a client controls how often these happen)."""
+        self._unlogged[what] += 1
         now = time.monotonic()
-        if now - self._logged_at >= self.limits.accept_error_log_interval:
-            log.error(
-                "accepting registry connections failed %d time(s) since the last report: %s",
-                self._unlogged,
-                exc,
+        if now - self._logged_at.get(what, -math.inf) >= self.limits.accept_error_log_interval:
+            log.log(
+                level,
+                "%s: %d time(s) since the last report (last: %s)",
+                what,
+                self._unlogged[what],
+                type(exc).__name__ if exc is not None else "-",
             )
-            self._unlogged, self._logged_at = 0, now
+            self._unlogged[what], self._logged_at[what] = 0, now
 
 
 class _GuardedHandler(RequestHandler):
@@ -117,6 +132,34 @@ class _GuardedHandler(RequestHandler):
                 self._guard.limits.http_header_timeout, self._header_deadline
             )
 
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's answer to a request it could not parse (or a handler crash): the spec's
+        JSON error with nosniff, never the request's bytes echoed back, and a counted,
+        rate-limited log line instead of a traceback per request."""
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        self._guard.bad_request(exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot answer the error")
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        body = {"errors": [{"code": "UNSUPPORTED", "message": phrase.lower(), "detail": {}}]}
+        response = web.json_response(
+            body,
+            status=status,
+            headers={
+                "Docker-Distribution-API-Version": "registry/2.0",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+        response.force_close()
+        return response
+
     def _header_deadline(self) -> None:
         self._header_timer = None
         if not self._messages and not self._request_in_progress:
@@ -146,16 +189,24 @@ class GuardedSite(web.BaseSite):
     logged at most once per interval, and retried after a short pause.
     """
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, guard: ConnectionGuard):
-        super().__init__(runner)
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        sock: socket.socket,
+        guard: ConnectionGuard,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        super().__init__(runner, ssl_context=ssl_context)
         self.guard = guard
         self._sock = sock
         self._accepting: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
         host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     async def start(self) -> None:
         await super().start()
@@ -184,16 +235,38 @@ class GuardedSite(web.BaseSite):
                 conn.close()
                 continue
             handler = _GuardedHandler(self.guard, address, server, loop=loop, **kwargs)
-            try:
-                await loop.connect_accepted_socket(lambda h=handler: h, conn)
-            except OSError:
-                handler.release()
-                conn.close()
+            if self._ssl_context is None:
+                await self._connect(loop, handler, conn)
+            else:
+                # A TLS handshake waits on the client: never in the accept loop itself (one
+                # stalled handshake would stop every accept), and bounded by the header
+                # deadline.
+                task = asyncio.create_task(self._connect(loop, handler, conn))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, handler: _GuardedHandler, conn: socket.socket
+    ) -> None:
+        try:
+            if self._ssl_context is None:
+                await loop.connect_accepted_socket(lambda: handler, conn)
+            else:
+                await loop.connect_accepted_socket(
+                    lambda: handler,
+                    conn,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=self.guard.limits.http_header_timeout,
+                )
+        except (OSError, TimeoutError, ssl.SSLError):
+            handler.release()
+            conn.close()
 
     async def stop(self) -> None:
+        for task in [*self._handshakes, *([self._accepting] if self._accepting else [])]:
+            task.cancel()
         if self._accepting is not None:
-            self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
+            await asyncio.gather(self._accepting, *self._handshakes, return_exceptions=True)
         self._sock.close()
         await super().stop()
 

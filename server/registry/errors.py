@@ -36,6 +36,7 @@ UNSUPPORTED = OciError("UNSUPPORTED", 405, "the operation is unsupported")
 UNAVAILABLE = OciError("UNAVAILABLE", 503, "upstream unavailable")
 TOOMANYREQUESTS = OciError("TOOMANYREQUESTS", 429, "too many requests")
 DENIED = OciError("DENIED", 403, "requested access to the resource is denied")
+UNAUTHORIZED = OciError("UNAUTHORIZED", 401, "authentication required")
 
 
 def error_response(
@@ -64,4 +65,9 @@ def upstream_error_response(exc: MirrorError, head: bool = False) -> web.Respons
         return error_response(TOOMANYREQUESTS, head=head)
     if isinstance(exc, UpstreamAuthError):
         return error_response(DENIED, head=head)
-    return error_response(UNAVAILABLE, head=head)
+    # The mirror's own failures say what happened, never where (no data dir path).
+    return error_response(UNAVAILABLE, head=head, message=OWN_FAILURES.get(exc.reason, ""))
+
+
+OWN_FAILURES = {"STORAGE_FULL": "the mirror's blob storage is full"}
+"""Generic messages of failures of the mirror itself (not of an upstream), by reason."""

@@ -1,8 +1,15 @@
 """One log line and the metrics of each RPC: method, peer, status code and duration. Never
-the request body."""
+the request body.
+
+The peer is read when the call starts, never in the `finally` that logs: when a client
+cancels (Ctrl-C on `mirrorctl sync`), grpc tears the core call down while the handler unwinds,
+and `context.peer()` then dereferences a freed call and crashes the whole process (SIGSEGV in
+cygrpc, seen under load). A cancelled stream is logged as CANCELLED without asking the context.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +38,15 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.monotonic()
+                start, peer = time.monotonic(), context.peer()
+                cancelled = False
                 try:
                     return await inner(request, context)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    raise
                 finally:
-                    _log(method, context, start)
+                    _log(method, peer, _code(context, cancelled), start)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, handler.request_deserializer, handler.response_serializer
@@ -44,12 +55,16 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.monotonic()
+                start, peer = time.monotonic(), context.peer()
+                cancelled = False
                 try:
                     async for response in inner_stream(request, context):
                         yield response
+                except (asyncio.CancelledError, GeneratorExit):
+                    cancelled = True
+                    raise
                 finally:
-                    _log(method, context, start)
+                    _log(method, peer, _code(context, cancelled), start)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
@@ -57,10 +72,16 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _log(method: str, context: grpc.aio.ServicerContext, start: float) -> None:
+def _code(context: grpc.aio.ServicerContext, cancelled: bool) -> str:
+    """The status code's name; a cancelled call's context is not touched (see above)."""
+    if cancelled:
+        return grpc.StatusCode.CANCELLED.name
     code = context.code() or grpc.StatusCode.OK
-    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
+def _log(method: str, peer: str, code: str, start: float) -> None:
     elapsed = time.monotonic() - start
-    metrics.RPC_REQUESTS.labels(method, name).inc()
+    metrics.RPC_REQUESTS.labels(method, code).inc()
     metrics.RPC_DURATION.labels(method).observe(elapsed)
-    log.info("rpc %s %s %s %.1fms", method, context.peer(), name, elapsed * 1000)
+    log.info("rpc %s %s %s %.1fms", method, peer, code, elapsed * 1000)

@@ -327,6 +327,49 @@ class DistributionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Anonymous pull allowed; private (False) is the default.
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class PrincipalRow(Base):
+    """A user or service account; `role` is "" (grants only), viewer, editor or admin."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret is kept (the secret is 256 random bits,
+    so a fast hash is enough; a slow one would only slow every call)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GrantRow(Base):
+    """A principal's role (viewer or editor) on one repository."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("principal_id", "repository_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
 
 
 class ServingGenerationRow(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
@@ -110,7 +111,9 @@ async def open_session(
     connector = aiohttp.TCPConnector(
         limit=remote.download_concurrency + 2,  # + token and redirect requests
         limit_per_host=remote.download_concurrency + 2,
-        ssl=ssl_context(remote),
+        # Loading CA bundles reads and parses files: hundreds of milliseconds on a busy
+        # machine, off the event loop that serves health checks and pulls.
+        ssl=await asyncio.to_thread(ssl_context, remote),
         resolver=None if policy is None else GuardedResolver(policy),
     )
     timeout = aiohttp.ClientTimeout(

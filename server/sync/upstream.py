@@ -56,6 +56,8 @@ MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 BLOB_CHUNK = 1 << 20
 MAX_REFERRER_PAGES = 100
+# Bodies larger than this are parsed in a worker thread (strict JSON walks every value).
+OFF_LOOP_PARSE_BYTES = 256 * 1024
 # Requests that stream blobs: bounded by throughput, not by the metadata deadline.
 STREAMING_KINDS = frozenset({"blob_get", "sigstore"})
 MAX_LOOKASIDE_SIGNATURES = 100
@@ -189,6 +191,8 @@ class Upstream:
                     receivedDigest=str(actual),
                 )
             try:
+                if len(data) > OFF_LOOP_PARSE_BYTES:
+                    return await asyncio.to_thread(parse_manifest, data, content_type, want)
                 return parse_manifest(data, content_type, want)
             except ManifestError as exc:
                 raise UpstreamProtocolError(
@@ -305,6 +309,9 @@ class Upstream:
             body = await read_capped(resp, min(MAX_TAG_PAGE_BYTES, left), self.host, "tag list")
             self._tag_bytes += len(body)
             link = _next_link(resp.headers.getall("Link", []))
+        if len(body) > OFF_LOOP_PARSE_BYTES:
+            # 100k tags are ~2 MB of JSON: parsed and checked off the event loop.
+            return await asyncio.to_thread(parse_tag_list, body, self.host), link
         return parse_tag_list(body, self.host), link
 
     def _follow_link(self, current: str, link: str, what: str) -> str:

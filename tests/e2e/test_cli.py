@@ -46,10 +46,17 @@ class ServerProcess:
     address: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    workdir: Path
+    """The server's working directory: its data dir is `./.mirror-data` there, and mirrorctl
+    runs there too, so it finds the admin token as in the README."""
     registry_address: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def admin_token(self) -> str:
+        """The token the server wrote on first start."""
+        return (self.workdir / ".mirror-data" / "admin-token").read_text().strip()
 
     def stop(self) -> int:
         """SIGTERM, then the exit status (which must come within 10 s)."""
@@ -63,7 +70,7 @@ class ServerProcess:
 
 
 def start_server(workdir: Path, *extra: str, env: Mapping[str, str] | None = None) -> ServerProcess:
-    """`python -m server` on free loopback ports, data in `workdir/data`, plus `extra` flags."""
+    """`python -m server` on free loopback ports, data in `workdir/.mirror-data`, plus `extra`."""
     workdir.mkdir(parents=True, exist_ok=True)
     grpc_port, registry_port = free_port(), free_port()
     log_path = workdir / "server.log"
@@ -78,7 +85,7 @@ def start_server(workdir: Path, *extra: str, env: Mapping[str, str] | None = Non
                 "--registry-address",
                 f"127.0.0.1:{registry_port}",
                 "--data-dir",
-                str(workdir / "data"),
+                ".mirror-data",
                 *extra,
             ],
             stdout=log,
@@ -86,7 +93,9 @@ def start_server(workdir: Path, *extra: str, env: Mapping[str, str] | None = Non
             cwd=workdir,
             env=dict(env) if env is not None else clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc, f"127.0.0.1:{registry_port}")
+    server = ServerProcess(
+        f"127.0.0.1:{grpc_port}", log_path, proc, workdir, f"127.0.0.1:{registry_port}"
+    )
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -129,6 +138,7 @@ def ctl(
         text=True,
         timeout=60,
         env=dict(env) if env is not None else clean_env(),
+        cwd=server.workdir if server is not None else None,
         check=False,
     )
 
@@ -327,7 +337,17 @@ def test_errors_are_one_line_on_stderr(server: ServerProcess) -> None:
 def test_mirror_server_environment_variable(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-env"))
     listed = as_json(
-        ctl(None, "-o", "json", "repository", "list", env=clean_env(MIRROR_SERVER=server.address))
+        ctl(
+            None,
+            "-o",
+            "json",
+            "repository",
+            "list",
+            env=clean_env(
+                MIRROR_SERVER=server.address,
+                MIRROR_TOKEN_FILE=str(server.workdir / ".mirror-data" / "admin-token"),
+            ),
+        )
     )["repositories"]
     assert "repositories/e2e-env" in [r["name"] for r in listed]
     # The variable is really used: pointing it at nothing fails.
@@ -462,6 +482,8 @@ def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
                 "--protocol",
                 "grpc",
                 "--http2-prior-knowledge",
+                "--header",
+                f"authorization: Bearer {server.admin_token()}",
                 "--data",
                 json.dumps(body),
                 f"http://{server.address}/mirror.v1.{method}",

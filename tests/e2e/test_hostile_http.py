@@ -3,7 +3,9 @@ rules, and pull-through failures that tell a puller nothing about the upstream."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -114,3 +116,32 @@ async def test_pull_through_errors_say_nothing_of_the_upstream(
     assert headers.get("X-Content-Type-Options") == "nosniff"
     status, _, body = await request(e2e, "GET", "/v2/q/app/manifests/v1")
     assert (status, body) == (200, image.manifest)
+
+
+async def test_unparsable_requests_get_json_and_no_log_flood(
+    e2e: E2E, caplog: pytest.LogCaptureFixture
+) -> None:
+    """200 requests aiohttp cannot parse (a bad method, a 10 kB header line): each gets a
+    400 with the spec's JSON and nosniff, never its own bytes echoed; the log gets one counted
+    line, not a traceback each; a normal GET meanwhile answers 200."""
+    host, port = e2e.endpoint.rsplit(":", 1)
+    payloads = [
+        b"GARBAGE-<script>\r\n\r\n",
+        b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX: " + b"<b>" * 4000 + b"\r\n\r\n",
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for n in range(200):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(payloads[n % 2])
+            answer = await reader.read()
+            writer.close()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 400") or head.startswith(b"HTTP/1.1 400"), head
+            assert b"X-Content-Type-Options: nosniff" in head
+            assert json.loads(body)["errors"][0]["code"] == "UNSUPPORTED"
+            assert b"<" not in body
+        status, _, _ = await request(e2e, "GET", "/v2/")
+        assert status == 200
+    reports = [r for r in caplog.records if "unparsable registry requests" in r.getMessage()]
+    assert len(reports) == 1
+    assert not [r for r in caplog.records if "Error handling request" in r.getMessage()]

@@ -56,15 +56,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             assert running.stop() == 0, running.log()
 
 
-def node(example: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def node(example: Path, server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """sync.js against `server`, with the server's admin token (MIRROR_TOKEN_FILE)."""
     assert NODE is not None
+    token_file = server.workdir / ".mirror-data" / "admin-token"
     return subprocess.run(
-        [NODE, "sync.js", *args],
+        [NODE, "sync.js", server.address, *args],
         cwd=example,
         capture_output=True,
         text=True,
         timeout=120,
-        env=clean_env(),
+        env=clean_env(MIRROR_TOKEN_FILE=str(token_file)),
         check=False,
     )
 
@@ -77,9 +79,9 @@ def test_node_client_creates_syncs_and_prints_the_summary(
     index = img.make_index("node-example-multi", img.PLATFORMS[:2], layer_size=512)
     img.push_image_sync(upstream_registry.url, upstream, "1.0", image)
     img.push_index_sync(upstream_registry.url, upstream, "1.1", index)
-    args = (server.address, upstream_registry.url, upstream, "from-node", "from-node", "1.*")
+    args = (upstream_registry.url, upstream, "from-node", "from-node", "1.*")
 
-    first = node(example, *args)
+    first = node(example, server, *args)
 
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
@@ -104,7 +106,7 @@ def test_node_client_creates_syncs_and_prints_the_summary(
     assert printed["container.tag"] == ("2", "0", "2")
     assert printed["container.manifest"] == ("4", "0", "4")  # image + index + 2 children
 
-    again = node(example, *args)  # idempotent: reuses both, no new version
+    again = node(example, server, *args)  # idempotent: reuses both, no new version
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[:2] == [
         "exists repositories/from-node",
@@ -114,7 +116,7 @@ def test_node_client_creates_syncs_and_prints_the_summary(
 
 
 def test_node_client_decodes_the_rich_error(example: Path, server: ServerProcess) -> None:
-    result = node(example, server.address, "ftp://nowhere", "a/b", "Bad_Id", "bad-remote")
+    result = node(example, server, "ftp://nowhere", "a/b", "Bad_Id", "bad-remote")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: INVALID_ARGUMENT INVALID_RESOURCE_ID: repository_id: invalid id 'Bad_Id': "

@@ -50,8 +50,9 @@ def sh_blocks(section: str) -> list[str]:
     return commands
 
 
-def expand(text: str, env: dict[str, str]) -> str:
-    """$NAME and ${NAME} from `env`, as the shell would."""
+def expand(text: str, env: dict[str, str], cwd: Path) -> str:
+    """`$(cat FILE)`, then $NAME and ${NAME} from `env`, as the shell would."""
+    text = re.sub(r"\$\(cat ([^)\s]+)\)", lambda m: (cwd / m.group(1)).read_text().strip(), text)
     return re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), text)
 
 
@@ -74,29 +75,33 @@ def test_readme_sessions_run_in_order(
     for tag in ("1.0", "1.1", "latest"):
         image = img.make_image(f"readme-{tag}", layers=1, layer_size=2048)
         img.push_image_sync(upstream_registry.url, "library/hello-world", tag, image)
-    # A scratch directory (skopeo writes oci:hello there) with what the Node session loads.
-    shutil.copytree(ROOT / "protos", tmp_path / "protos", ignore=shutil.ignore_patterns("*.py*"))
+    # The sessions run where the server runs (its ./.mirror-data holds the admin token the
+    # README's commands use), with what the Node session loads; skopeo writes oci:hello there.
+    workdir = server.workdir
+    shutil.copytree(ROOT / "protos", workdir / "protos", ignore=shutil.ignore_patterns("*.py*"))
     shutil.copytree(
-        ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("node_modules")
+        ROOT / "examples", workdir / "examples", ignore=shutil.ignore_patterns("node_modules")
     )
     env = clean_env(PWD=str(ROOT))  # "from the checkout": $PWD/.venv/bin holds mirrorctl
     env["PATH"] = os.defpath if "PATH" not in env else env["PATH"]
     substitutions = {
         DOCKER_HUB: upstream_registry.url,
         "127.0.0.1:50051": server.address,
-        "127.0.0.1:5050/": f"{server.registry_address}/",
     }
     ran: list[str] = []
     skipped: list[str] = []
     for section in SESSIONS:
         for command in sh_blocks(section):
+            # The registry endpoint also stands alone (`skopeo login ... 127.0.0.1:5050`).
+            command = re.sub(r"127\.0\.0\.1:5050(?![0-9])", server.registry_address, command)
             for old, new in substitutions.items():
                 command = command.replace(old, new)
             words = shlex.split(command, comments=True)
             if words[0] == "export":
                 name, _, value = words[1].partition("=")
-                env[name] = expand(value, env)
+                env[name] = expand(value, env, workdir)
                 continue
+            words = [words[0], *(expand(w, env, workdir) for w in words[1:])]
             program = shutil.which(words[0], path=env["PATH"])
             if program is None and words[0] in ("podman", "grpcurl"):
                 skipped.append(command)  # optional tools the README names
@@ -107,7 +112,7 @@ def test_readme_sessions_run_in_order(
                 continue
             result = subprocess.run(
                 [program, *words[1:]],
-                cwd=tmp_path,
+                cwd=workdir,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -127,6 +132,7 @@ def test_readme_sessions_run_in_order(
     # The first session's content survived the second session's --mirror sync.
     listed = subprocess.run(
         ["mirrorctl", "-o", "json", "content", "list", "codzo", "--type", "tag"],
+        cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
@@ -134,5 +140,5 @@ def test_readme_sessions_run_in_order(
     )
     tags = {c["tag"]["name"] for c in __import__("json").loads(listed.stdout)["content"]}
     assert tags == {"1.0", "1.1"}, tags
-    oci = tmp_path / "hello" / "index.json"
+    oci = workdir / "hello" / "index.json"
     assert oci.exists(), "skopeo wrote no OCI layout"

@@ -151,7 +151,8 @@ async def test_streamed_pull_abandoned_by_its_client_stops_the_upstream_download
     image = img.make_image("streamed-gone", layers=1, layer_size=1000 * 1024)
     (layer,) = image.layers
     await img.push_image(upstream_registry.url, upstream_name, "v1", image)
-    await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_STREAMED)
+    # Public: the two clients below are anonymous pullers.
+    await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_STREAMED, public=True)
     blob = f"/blobs/{layer.digest}"
     proxy.slow(blob, bytes_per_sec=32 * 1024, method="GET")  # ~30 s for the whole layer
     url = e2e.url(f"/v2/{BASE}/blobs/{layer.digest}")

@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from client.auth import aio_interceptors
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,6 +71,11 @@ class ServerProcess:
         )
         log.close()
         return self.proc
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to the server sending the admin token it wrote on first start."""
+        token = (self.data_dir / "admin-token").read_text().strip()
+        return grpc.aio.insecure_channel(self.target, interceptors=aio_interceptors(token))
 
     async def _serving(self) -> bool:
         try:

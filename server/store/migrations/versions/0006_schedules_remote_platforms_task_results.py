@@ -1,7 +1,7 @@
 """schedules, remote platforms, task results
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0002
 Create Date: 2026-12-01 22:55:07.319987
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import server.store.schema
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
