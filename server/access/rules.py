@@ -66,6 +66,24 @@ async def _distribution_create(request: Any, store: AccessStore) -> str | None:
     return repository_of(request.distribution.repository or request.distribution.version)
 
 
+async def _schedule(request: Any, store: AccessStore) -> str | None:
+    fields = request.DESCRIPTOR.fields_by_name
+    name = request.schedule.name if "schedule" in fields else request.name
+    return await store.schedule_repository(name.removeprefix("schedules/"))
+
+
+async def _schedule_update(request: Any, store: AccessStore) -> str | None:
+    """Like a distribution: a schedule moved to another repository needs a global editor,
+    since it would then write a repository the caller's grant may not cover."""
+    current = await _schedule(request, store)
+    wanted = repository_of(request.schedule.repository)
+    paths = set(request.update_mask.paths)
+    moves = "repository" in paths or (not paths and bool(request.schedule.repository))
+    if moves and wanted != current:
+        return None
+    return current
+
+
 async def _task(request: Any, store: AccessStore) -> str | None:
     return await store.task_repository(request.name.removeprefix("tasks/"))
 
@@ -103,6 +121,7 @@ _T = "/mirror.v1.TaskService/"
 _A = "/mirror.v1.AccessService/"
 _O = "/mirror.v1.ContentOperationService/"
 _H = "/mirror.v1.HousekeepingService/"
+_P = "/mirror.v1.ScheduleService/"
 
 RULES: dict[str, Rule] = {
     _R + "CreateRepository": Rule(Action.WRITE),
@@ -119,6 +138,14 @@ RULES: dict[str, Rule] = {
     _M + "DeleteRemote": Rule(Action.WRITE),
     _S + "StartSync": Rule(Action.WRITE, _field("repository")),
     _S + "Sync": Rule(Action.WRITE, _field("repository")),
+    # A schedule starts syncs into its repository, so managing one needs what StartSync
+    # needs there. A dry run is a field of Sync/StartSync: the same rule, on purpose (it
+    # queues a task and sends upstream requests as the caller).
+    _P + "CreateSchedule": Rule(Action.WRITE, _field("schedule", "repository")),
+    _P + "GetSchedule": Rule(Action.READ, _schedule),
+    _P + "ListSchedules": Rule(Action.READ),
+    _P + "UpdateSchedule": Rule(Action.WRITE, _schedule_update),
+    _P + "DeleteSchedule": Rule(Action.WRITE, _schedule),
     _V + "GetVersion": Rule(Action.READ, _field("name")),
     _V + "ListVersions": Rule(Action.READ, _field("parent")),
     _V + "DeleteVersion": Rule(Action.WRITE, _field("name")),

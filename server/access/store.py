@@ -26,6 +26,7 @@ from server.store.schema import (
     GrantRow,
     PrincipalRow,
     RepositoryRow,
+    ScheduleRow,
     TaskRow,
     utcnow,
 )
@@ -304,6 +305,15 @@ class AccessStore:
                 )
             ).first()
         return None if row is None else (row[0], bool(row[1]))
+
+    async def schedule_repository(self, schedule_id: str) -> str | None:
+        """The repository a schedule syncs into, or None."""
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(RepositoryRow.name)
+                .join(ScheduleRow, ScheduleRow.repository_id == RepositoryRow.id)
+                .where(ScheduleRow.name == schedule_id)
+            )
 
     async def task_repository(self, task_uid: str) -> str | None:
         """The repository a task writes, or None."""

@@ -139,7 +139,7 @@ async def test_dry_run_writes_nothing_and_its_plan_matches_the_sync(
     await img.push_image(upstream_registry.url, upstream, "v2", image)
     await setup_mirror(server, proxy, "dry", upstream)
 
-    data = tmp_path / "server" / "data"
+    data = tmp_path / "server" / ".mirror-data"
     before_rows, before_files = table_counts(data / "mirror.db"), stored_files(data)
     task = await sync_task(server, "dry", "--remote", "dry", "--dry-run")
     plan = task["syncPlan"]
@@ -233,8 +233,9 @@ async def test_platform_filter_fetches_only_the_selected_platforms(
         "container.tag": "1",
     }
 
+    # Public: skopeo and the plain GET below pull without credentials (issue 9).
     ok(await actl(server, "distribution", "create", "multi", "--base-path", "ops/multi",
-                  "--repository", "multi"))  # fmt: skip
+                  "--repository", "multi", "--public"))  # fmt: skip
     ref = f"docker://{server.registry_address}/ops/multi:1.0"
 
     async def skopeo(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -326,7 +327,13 @@ async def test_schedule_fires_exactly_once_across_two_servers(
     proxy: FaultProxy, upstream_registry: RegistryProcess, tmp_path: Path
 ) -> None:
     async with fresh_database_url("postgres", tmp_path) as url:
-        shared = ("--database-url", url, "--data-dir", str(tmp_path / "shared"))
+        # One data dir (blobs and the admin token the first start writes), seen by both as
+        # `./.mirror-data`, where mirrorctl finds the token as in the README.
+        (tmp_path / "shared").mkdir()
+        for workdir in ("one", "two"):
+            (tmp_path / workdir).mkdir()
+            (tmp_path / workdir / ".mirror-data").symlink_to(tmp_path / "shared")
+        shared = ("--database-url", url)
         one = start_server(tmp_path / "one", *shared)
         two = start_server(tmp_path / "two", *shared)
         try:

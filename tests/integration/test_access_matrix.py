@@ -160,6 +160,12 @@ async def _distribution(s: Server, n: str) -> str:
     return f"distributions/d{n}"
 
 
+async def _schedule(s: Server, n: str) -> str:
+    """A schedule into `r<n>` that never fires during the test (once a year, on 1 January)."""
+    repo = await _repository(s, n, remote=True)
+    return (await s.admin.create_schedule(f"s{n}", repo, f"remotes/m{n}", cron="0 0 1 1 *")).name
+
+
 def _mask(*paths: str) -> field_mask_pb2.FieldMask:
     return field_mask_pb2.FieldMask(paths=list(paths))
 
@@ -268,6 +274,48 @@ CASES = [
             _repository(s, n, remote=True),
             lambda r: pb.SyncRequest(repository=r, remote=f"remotes/m{n}"),
         ),
+    ),
+    Case(
+        # A dry run writes no version, but it queues a task and calls the upstream as the
+        # caller: the same rule as a real sync.
+        "SyncService/StartSync",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n, remote=True),
+            lambda r: pb.StartSyncRequest(repository=r, remote=f"remotes/m{n}", dry_run=True),
+        ),
+    ),
+    Case(
+        "ScheduleService/CreateSchedule",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _repository(s, n, remote=True),
+            lambda r: pb.CreateScheduleRequest(
+                schedule_id=f"s{n}",
+                schedule=pb.Schedule(repository=r, remote=f"remotes/m{n}", cron="0 0 1 1 *"),
+            ),
+        ),
+    ),
+    Case(
+        "ScheduleService/GetSchedule",
+        READ_SCOPED,
+        lambda s, n: _then(_schedule(s, n), lambda sc: pb.GetScheduleRequest(name=sc)),
+    ),
+    Case("ScheduleService/ListSchedules", READ_GLOBAL, _static(pb.ListSchedulesRequest())),
+    Case(
+        "ScheduleService/UpdateSchedule",
+        WRITE_SCOPED,
+        lambda s, n: _then(
+            _schedule(s, n),
+            lambda sc: pb.UpdateScheduleRequest(
+                schedule=pb.Schedule(name=sc, cron="0 0 2 1 *"), update_mask=_mask("cron")
+            ),
+        ),
+    ),
+    Case(
+        "ScheduleService/DeleteSchedule",
+        WRITE_SCOPED,
+        lambda s, n: _then(_schedule(s, n), lambda sc: pb.DeleteScheduleRequest(name=sc)),
     ),
     Case(
         "VersionService/GetVersion",
@@ -532,12 +580,14 @@ async def snapshot(s: Server) -> tuple[list[str], ...]:
     dists = [(d.name, d.description) async for d in s.admin.iter_distributions()]
     principals = (await s.admin.list_principals(page_size=1000)).principals
     descriptions = [(r.name, r.description) async for r in s.admin.iter_repositories()]
+    schedules = [(sc.name, sc.repository, sc.cron) async for sc in s.admin.iter_schedules()]
     return (
         repos,
         [str(r) for r in remotes],
         [str(d) for d in dists],
         [f"{p.name}:{p.role}" for p in principals],
         [str(d) for d in descriptions],
+        [str(sc) for sc in schedules],
     )
 
 

@@ -49,8 +49,8 @@ async def prepare(client: AsyncMirrorClient, url: str = URL, upstream: str = "li
     await client.create_remote("app", url, upstream)
 
 
-async def test_create_show_update_delete(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_create_show_update_delete(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await prepare(client)
         before = datetime.now(UTC)
         nightly = await client.create_schedule(
@@ -111,9 +111,9 @@ async def test_create_show_update_delete(grpc_target: str) -> None:
     ],
 )
 async def test_bad_timings_are_invalid_argument(
-    grpc_target: str, fields: dict[str, object], field: str
+    grpc_target: str, admin_token: str, fields: dict[str, object], field: str
 ) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await prepare(client)
         err = await fails(
             client.create_schedule("bad", "app", "app", **fields),  # type: ignore[arg-type]
@@ -123,8 +123,8 @@ async def test_bad_timings_are_invalid_argument(
         assert [s async for s in client.iter_schedules()] == []
 
 
-async def test_unknown_names_and_ids(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_unknown_names_and_ids(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await prepare(client)
         await fails(
             client.create_schedule("s", "nope", "app", interval=60),
@@ -161,6 +161,7 @@ async def schedule_tasks(mirror: Mirror) -> list[pb.Task]:
 @pytest.mark.skipif(not registry_available(), reason="docker-registry is not installed")
 async def test_missed_runs_run_once_and_overlaps_queue_once(
     grpc_target: str,
+    admin_token: str,
     services: Services,
     mirror: Mirror,
     registry: RegistryProcess,
@@ -169,7 +170,7 @@ async def test_missed_runs_run_once_and_overlaps_queue_once(
 ) -> None:
     upstream = Upstream(registry.url, upstream_name)
     await upstream.push("1", small_image("sched-a"))
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await prepare(client, proxy.url, upstream_name)
         await client.create_schedule("s", "app", "app", interval=3600)
 
