@@ -27,6 +27,7 @@ from tests.integration.sync_helpers import mirror_fixture as mirror_fixture
 from tests.integration.sync_helpers import proxy_fixture as proxy_fixture
 from tests.integration.sync_helpers import registry_fixture as registry_fixture
 from tests.integration.sync_helpers import upstream_name_fixture as upstream_name_fixture
+from tests.support.access import principal_with_token
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess, registry_available
 
@@ -201,3 +202,29 @@ async def test_missed_runs_run_once_and_overlaps_queue_once(
         proxy.release()
         assert (await mirror.wait(manual.name)).state == pb.TASK_STATE_COMPLETED
         assert (await mirror.wait(queued[0].name)).state == pb.TASK_STATE_COMPLETED
+
+
+async def test_a_repository_editor_manages_its_schedules_but_cannot_move_them(
+    grpc_target: str, admin_token: str
+) -> None:
+    """Issue 9's rule on schedules: a grant on `app` manages `app`'s schedules; moving one
+    into `other` would let it write a repository the grant does not cover."""
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as admin:
+        await prepare(admin)
+        await admin.create_repository("other")
+        await admin.create_schedule("mine", "app", "app", cron="0 0 1 1 *")
+        await admin.create_schedule("theirs", "other", "app", cron="0 0 1 1 *")
+        secret = await principal_with_token(admin, "ci", grants={"app": "editor"})
+        async with AsyncMirrorClient(grpc_target, timeout=10, token=secret) as ci:
+            changed = await ci.update_schedule("mine", cron="0 0 2 1 *")
+            assert changed.cron == "0 0 2 1 *"
+            await fails(
+                ci.update_schedule("mine", repository="other"),
+                grpc.StatusCode.PERMISSION_DENIED,
+            )
+            await fails(ci.get_schedule("theirs"), grpc.StatusCode.PERMISSION_DENIED)
+            await fails(ci.delete_schedule("theirs"), grpc.StatusCode.PERMISSION_DENIED)
+            await fails(ci.list_schedules(), grpc.StatusCode.PERMISSION_DENIED)
+            await ci.delete_schedule("mine")
+        assert [s.name async for s in admin.iter_schedules()] == ["schedules/theirs"]
+        assert (await admin.get_schedule("theirs")).repository == "repositories/other"
