@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
@@ -19,6 +19,7 @@ from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
 from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
 from server.registry.ondemand import PullThrough
+from server.registry.push import OpenAccess, PushAccess, Pusher
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
@@ -35,6 +36,7 @@ from server.store.content_queries import ContentQueries
 from server.store.db import Database
 from server.store.distributions import DistributionStore
 from server.store.operations import ContentOperations, stored_check
+from server.store.push import PushStore
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.serving import ServingQueries
@@ -71,6 +73,8 @@ class Services:
     operations: ContentOperations
     distributions: DistributionStore
     pull_through: PullThrough
+    push_access: PushAccess = field(default_factory=OpenAccess)
+    """Who may push through the registry endpoint (access control replaces the default)."""
     registry_host: str = ""
     """`host:port` of the registry endpoint once it listens (for `registry_path`)."""
 
@@ -191,7 +195,20 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 
 async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
     """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
-    app = build_registry_app(ServingQueries(services.db), services.storage, services.pull_through)
+    serving = ServingQueries(services.db)
+    pusher = Pusher(
+        serving,
+        services.storage,
+        PushStore(
+            services.db,
+            services.content,
+            services.committer,
+            services.settings.upload_lifetime,
+        ),
+        services.operations,
+        services.push_access,
+    )
+    app = build_registry_app(serving, services.storage, services.pull_through, pusher)
     runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
     await runner.setup()
     host, _, port = address.rpartition(":")

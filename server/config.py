@@ -26,6 +26,9 @@ class Settings:
     """Python logging level (`MIRROR_LOG_LEVEL`)."""
     retry_backoff: float | None = None
     """First retry delay in seconds (None: the engine default); tests shorten it."""
+    upload_lifetime: float = 86400.0
+    """Seconds a blob upload may sit idle before it expires with its bytes
+    (`MIRROR_UPLOAD_LIFETIME`); also how long a pushed blob waits for a manifest."""
 
     @property
     def effective_database_url(self) -> str:
@@ -41,6 +44,7 @@ _ENV = {
     "database_url": "MIRROR_DATABASE_URL",
     "workers": "MIRROR_WORKERS",
     "log_level": "MIRROR_LOG_LEVEL",
+    "upload_lifetime": "MIRROR_UPLOAD_LIFETIME",
 }
 
 
@@ -59,7 +63,17 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
     parser.add_argument("--database-url", default=default("database_url"))
     parser.add_argument("--workers", default=default("workers"))
     parser.add_argument("--log-level", default=default("log_level"))
+    parser.add_argument("--upload-lifetime", default=default("upload_lifetime"))
     args = parser.parse_args(argv)
+    try:
+        args.upload_lifetime = float(args.upload_lifetime)
+        if not 1 <= args.upload_lifetime <= 30 * 86400:
+            raise ValueError
+    except ValueError:
+        parser.error(
+            "--upload-lifetime (or MIRROR_UPLOAD_LIFETIME) must be seconds between 1 and "
+            f"2592000 (30 days), got {args.upload_lifetime!r}"
+        )
     if not str(args.workers).isdigit() or int(args.workers) < 1:
         parser.error(
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
@@ -72,4 +86,5 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         database_url=args.database_url,
         workers=args.workers,
         log_level=args.log_level.upper(),
+        upload_lifetime=args.upload_lifetime,
     )

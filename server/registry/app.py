@@ -4,25 +4,29 @@ Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
 Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
 `web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
-Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
+Pushes are `push.py`'s: accepted into repositories that are not mirrors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from server.domain.digests import Digest
-from server.domain.manifests import OCI_INDEX
+from server.domain.manifests import MAX_MANIFEST_BYTES, OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
 from server.registry.ondemand import PullThrough, descriptor
+from server.registry.push import Pusher
 from server.storage.blobs import BlobStorage
 from server.store.serving import Served, ServedManifest, ServingQueries
 
@@ -234,7 +238,7 @@ async def unsupported(request: web.Request) -> web.Response:
     return errors.error_response(
         errors.UNSUPPORTED,
         {"method": request.method},
-        message="this registry is a read-only mirror; content arrives by sync",
+        message="no such write operation on this registry",
     )
 
 
@@ -271,14 +275,37 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
 
 
 def build_registry_app(
-    serving: ServingQueries, storage: BlobStorage, pull_through: PullThrough
+    serving: ServingQueries,
+    storage: BlobStorage,
+    pull_through: PullThrough,
+    pusher: Pusher | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[no_internal_errors])
+    # Manifest PUTs are read with their own 4 MiB limit; blob bodies are streamed.
+    app = web.Application(middlewares=[no_internal_errors], client_max_size=MAX_MANIFEST_BYTES)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
     name = "{name:[^?#]+?}"
     app.router.add_get("/v2/", base)
+    if pusher is not None:
+        uploads = f"/v2/{name}/blobs/uploads/"
+        app.router.add_post(uploads, pusher.start_upload)
+        app.router.add_patch(uploads + "{uid}", pusher.patch_upload)
+        app.router.add_put(uploads + "{uid}", pusher.finish_upload)
+        app.router.add_get(uploads + "{uid}", pusher.upload_status)
+        app.router.add_delete(uploads + "{uid}", pusher.cancel_upload)
+        app.router.add_put(f"/v2/{name}/manifests/{{reference}}", pusher.put_manifest)
+        app.router.add_delete(f"/v2/{name}/manifests/{{reference}}", pusher.delete_manifest)
+        app.router.add_delete(f"/v2/{name}/blobs/{{digest}}", pusher.delete_blob)
+
+        async def sweeper(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(pusher.run_sweeper())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(sweeper)
     app.router.add_get("/v2/_catalog", catalog)
     app.router.add_get(f"/v2/{name}/tags/list", tags_list)
     app.router.add_route("GET", f"/v2/{name}/manifests/{{reference}}", manifest)

@@ -4,12 +4,17 @@ Layout: `<root>/blobs/<algorithm>/<first two hex>/<hex>`, written through a temp
 `<root>/tmp/` that is hashed while written and renamed into place only when its digest and
 size match. A reader never sees a partial or corrupt blob; a crash leaves only temp files,
 which start-up clears.
+
+Pushed uploads use the same writer on a file in `<root>/uploads/<id>` whose digest is known
+only at the end (`commit(expected=...)`); that file survives a restart (the writer resumes by
+re-hashing it) and is removed when the upload completes, is cancelled or expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import time
 import uuid
@@ -25,13 +30,25 @@ CHUNK = 1 << 20
 class BlobWriter:
     """A blob being written: feed chunks, then `commit` (verifies) or `abort`."""
 
-    def __init__(self, storage: BlobStorage, expected: Digest, expected_size: int | None) -> None:
+    def __init__(
+        self,
+        storage: BlobStorage,
+        expected: Digest | None,
+        expected_size: int | None,
+        *,
+        temp: Path | None = None,
+    ) -> None:
         self._storage = storage
+        # None until `commit(expected=...)`: a pushed upload names its digest at the end.
         self.expected = expected
         self.expected_size = expected_size
-        self.temp = storage.temp_dir / f"{expected.hex[:16]}-{uuid.uuid4().hex}"
-        self._file = open(self.temp, "wb")
-        self._hasher = expected.hasher()
+        self.temp = (
+            temp
+            or storage.temp_dir
+            / f"{expected.hex[:16] if expected else 'upload'}-{uuid.uuid4().hex}"
+        )
+        self._file = open(self.temp, "ab" if temp is not None else "wb")
+        self._hasher = expected.hasher() if expected else hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.size = 0
@@ -57,8 +74,23 @@ class BlobWriter:
             chunks, self._pending, self._pending_size = self._pending, [], 0
             self._absorb(chunks)
 
+    def _rehash(self, algorithm: str) -> None:
+        """Hash the file's bytes again (a resumed upload, or a digest of another algorithm)."""
+        self._hasher = hashlib.new(algorithm)
+        with open(self.temp, "rb") as source:
+            while chunk := source.read(CHUNK):
+                self._hasher.update(chunk)
+
+    async def flush(self) -> None:
+        """Write what is pending (the bytes are on disk for a later resume)."""
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        if chunks:
+            await asyncio.to_thread(self._absorb, chunks)
+        await asyncio.to_thread(self._file.flush)
+
     def verify(self, host: str = "") -> None:
         """Raise DigestMismatch unless the bytes written hash to the expected digest and size."""
+        assert self.expected is not None
         got = self._hasher.hexdigest()
         if got != self.expected.hex or (
             self.expected_size is not None and self.size != self.expected_size
@@ -73,10 +105,18 @@ class BlobWriter:
                 expectedSize=self.expected_size,
             )
 
-    async def commit(self, host: str = "") -> Path:
-        """Verify and move into place; on mismatch nothing is stored."""
+    async def commit(self, host: str = "", *, expected: Digest | None = None) -> Path:
+        """Verify and move into place; on mismatch nothing is stored. `expected` names the
+        digest now when the writer was opened without one."""
         self._drain()  # at most one CHUNK, written here
         self._file.close()
+        if expected is not None:
+            self.expected = expected
+            if expected.algorithm != self._hasher.name:
+                await asyncio.to_thread(self._rehash, expected.algorithm)
+        if self.expected is None:
+            self._discard()
+            raise ValueError("commit of a blob whose digest was never given")
         try:
             self.verify(host)
         except DigestMismatch:
@@ -86,6 +126,11 @@ class BlobWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(os.replace, self.temp, final)
         return final
+
+    def close(self) -> None:
+        """Close the file, keeping its bytes (an upload continued by a later request)."""
+        self._drain()
+        self._file.close()
 
     def abort(self) -> None:
         """Drop what was written (idempotent; a no-op after a successful commit)."""
@@ -105,8 +150,10 @@ class BlobStorage:
         self.root = root
         self.blob_dir = root / "blobs"
         self.temp_dir = root / "tmp"
+        self.upload_dir = root / "uploads"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
 
     def clear_temp(self, older_than: float = 0.0) -> int:
         """Remove temp files left by a crash, at start-up. With other processes sharing the
@@ -153,6 +200,38 @@ class BlobStorage:
     async def open_writer(self, expected: Digest, expected_size: int | None = None) -> BlobWriter:
         """A writer the caller must `commit` or `abort` (for loops that cannot nest a block)."""
         return BlobWriter(self, expected, expected_size)
+
+    def _upload_path(self, upload_id: str) -> Path:
+        if not upload_id.replace("-", "").isalnum():  # a uuid: never a path of the caller's
+            raise ValueError(f"bad upload id {upload_id!r}")
+        return self.upload_dir / upload_id
+
+    async def open_upload(self, upload_id: str) -> BlobWriter:
+        """A writer appending to upload `upload_id` (created empty, or resumed by re-hashing
+        what an earlier request or process wrote). `commit(expected=...)` publishes it."""
+        path = self._upload_path(upload_id)
+        writer = BlobWriter(self, None, None, temp=path)
+        writer.size = await asyncio.to_thread(lambda: path.stat().st_size)
+        if writer.size:
+            await asyncio.to_thread(writer._rehash, "sha256")
+        return writer
+
+    def upload_size(self, upload_id: str) -> int | None:
+        """Bytes received by an upload so far; None when it has no file."""
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def discard_upload(self, upload_id: str) -> None:
+        """Remove an upload's bytes (cancel, expiry, failed verification); idempotent."""
+        with contextlib.suppress(FileNotFoundError):
+            self._upload_path(upload_id).unlink()
+
+    def truncate_upload(self, upload_id: str, size: int) -> None:
+        """Cut an upload back to `size` bytes (a request that failed half way)."""
+        with contextlib.suppress(FileNotFoundError), open(self._upload_path(upload_id), "r+b") as f:
+            f.truncate(size)
 
     async def write_bytes(self, digest: Digest, data: bytes) -> Path:
         """Store small content already in memory (e.g. a config blob)."""

@@ -303,15 +303,16 @@ class UploadRow(Base):
 
 class StagedBlobRow(Base):
     """A blob pushed (uploaded or mounted) into a repository and not yet referenced by one of
-    its versions: what a manifest PUT into that repository may reference. Blobs are global, so
-    without this link anyone could reference a layer of another repository by its digest."""
+    its versions: what a manifest PUT into that repository may reference besides the latest
+    version's blobs. Blobs are global, so without this link anyone could reference a layer of
+    another repository by its digest. Keyed by digest: the blob row (with its media type) is
+    made when a manifest names it. Expires with the upload lifetime."""
 
     __tablename__ = "staged_blobs"
 
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
     )
-    blob_id: Mapped[int] = mapped_column(
-        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

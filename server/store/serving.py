@@ -19,6 +19,7 @@ from server.store.schema import (
     ManifestRow,
     RepositoryRow,
     SignatureRow,
+    StagedBlobRow,
     TagRow,
 )
 from server.store.schema import (
@@ -34,6 +35,8 @@ class Served:
     repository_id: str
     version: int
     remote_pk: int | None
+    pinned: bool = False  # the distribution serves one fixed version
+    mirror: bool = False  # the repository is a mirror (pushes refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class ServingQueries:
                         RepositoryRow.latest_version,
                         RepositoryRow.remote_id,
                         DistributionRow.version_number,
+                        RepositoryRow.is_mirror,
                     )
                     .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
                     .where(DistributionRow.base_path == base_path)
@@ -73,8 +77,10 @@ class ServingQueries:
             ).first()
         if row is None:
             return None
-        pk, name, latest, remote_pk, pinned = row
-        return Served(pk, name, latest if pinned is None else pinned, remote_pk)
+        pk, name, latest, remote_pk, pinned, mirror = row
+        return Served(
+            pk, name, latest if pinned is None else pinned, remote_pk, pinned is not None, mirror
+        )
 
     async def catalog(self, limit: int, after: str) -> list[str]:
         async with self._db.session() as session:
@@ -142,6 +148,17 @@ class ServingQueries:
                     )
                 )
             ).first()
+            if row is None and not served.pinned:
+                # Pushed into this repository, not yet named by a manifest (see StagedBlobRow):
+                # a pushing client checks for it before it PUTs the manifest.
+                staged = await session.scalar(
+                    select(StagedBlobRow.size).where(
+                        StagedBlobRow.repository_id == served.repository_pk,
+                        StagedBlobRow.digest == digest,
+                    )
+                )
+                if staged is not None:
+                    return ServedBlob(digest, staged, "application/octet-stream")
         return None if row is None else ServedBlob(*row)
 
     async def referrers(self, served: Served, subject: str) -> list[ServedManifest]:

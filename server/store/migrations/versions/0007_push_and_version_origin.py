@@ -50,21 +50,16 @@ def upgrade() -> None:
     op.create_table(
         "staged_blobs",
         sa.Column("repository_id", sa.Integer(), nullable=False),
-        sa.Column("blob_id", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=140), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("create_time", server.store.schema.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["blob_id"],
-            ["blobs.id"],
-            name=op.f("fk_staged_blobs_blob_id_blobs"),
-            ondelete="CASCADE",
-        ),
         sa.ForeignKeyConstraint(
             ["repository_id"],
             ["repositories.id"],
             name=op.f("fk_staged_blobs_repository_id_repositories"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("repository_id", "blob_id", name=op.f("pk_staged_blobs")),
+        sa.PrimaryKeyConstraint("repository_id", "digest", name=op.f("pk_staged_blobs")),
     )
     op.create_index(
         op.f("ix_staged_blobs_create_time"), "staged_blobs", ["create_time"], unique=False

@@ -1,0 +1,389 @@
+"""Pushing into the registry endpoint: real skopeo from OCI layouts the test writes, pulled
+back byte-identical; raw HTTP for what skopeo cannot be made to do (interrupted chunks, wrong
+digests, missing blobs, mounts, 20 concurrent tag pushes). Versions through gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from protos import mirror_pb2 as pb
+from server.app import Services, start_registry
+from tests.e2e.conftest import E2E, Artifact, check_oci_layout, stored_digests
+from tests.support import images as img
+from tests.support.registry import RegistryProcess
+
+BASE = "team/app"
+
+
+def write_oci_layout(root: Path, artifact: Artifact, tag: str) -> Path:
+    """An OCI image layout holding `artifact` under `tag` (what `skopeo copy oci:` reads)."""
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for digest, data in artifact.blobs.items():
+        (blobs / digest.split(":")[1]).write_bytes(data)
+    for digest, (_, data) in artifact.manifests.items():
+        (blobs / digest.split(":")[1]).write_bytes(data)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    descriptor = {
+        "mediaType": artifact.media_type,
+        "digest": artifact.digest,
+        "size": artifact.size,
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }
+    index = {"schemaVersion": 2, "manifests": [descriptor]}
+    (root / "index.json").write_text(json.dumps(index))
+    return root
+
+
+async def push_repository(e2e: E2E, name: str = "own", base: str = BASE) -> None:
+    await e2e.repositories.CreateRepository(pb.CreateRepositoryRequest(repository_id=name))
+    await e2e.distribute(name, base, repository=f"repositories/{name}")
+
+
+async def skopeo_push(e2e: E2E, artifact: Artifact, tag: str, *extra: str, base: str = BASE):
+    layout = write_oci_layout(e2e.new_dir("layout"), artifact, tag)
+    return await e2e.skopeo(
+        "copy",
+        *extra,
+        "--dest-tls-verify=false",
+        f"oci:{layout}:{tag}",
+        f"docker://{e2e.endpoint}/{base}:{tag}",
+    )
+
+
+async def versions(e2e: E2E, name: str = "own") -> list[pb.Version]:
+    resp = await e2e.versions.ListVersions(pb.ListVersionsRequest(parent=f"repositories/{name}"))
+    return list(resp.versions)
+
+
+async def tags(e2e: E2E, name: str = "own") -> dict[str, str]:
+    resp = await e2e.content.ListContent(
+        pb.ListContentRequest(
+            parent=f"repositories/{name}/versions/latest",
+            content_type="container.tag",
+            page_size=1000,
+        )
+    )
+    return {c.tag.name: c.tag.manifest_digest for c in resp.content}
+
+
+def uploads_left(e2e: E2E) -> list[Path]:
+    return list((e2e.data_dir / "uploads").iterdir())
+
+
+async def test_skopeo_pushes_image_index_and_signature_and_pulls_them_back(e2e: E2E) -> None:
+    await push_repository(e2e)
+    image = img.make_image("push-a", layers=2, media="oci")
+    index = img.make_index("push-index", platforms=img.PLATFORMS[:2])
+    signature = img.make_cosign_signature(image.digest, "push")
+    sig_tag = img.cosign_signature_tag(image.digest)
+
+    (await skopeo_push(e2e, image, "1.0", "--preserve-digests")).check()
+    (await skopeo_push(e2e, index, "multi", "--all", "--preserve-digests")).check()
+    (await skopeo_push(e2e, signature, sig_tag, "--preserve-digests")).check()
+
+    assert await tags(e2e) == {
+        "1.0": image.digest,
+        "multi": index.digest,
+        sig_tag: signature.digest,
+    }
+    history = await versions(e2e)
+    # One version per manifest PUT: the image; two children then the index; the signature.
+    assert [v.number for v in history] == [5, 4, 3, 2, 1, 0]
+    assert all(v.source == pb.VERSION_SOURCE_PUSH for v in history[:-1])
+    assert history[-2].source_detail == "push: PUT manifests/1.0"
+    assert dict(history[-2].content_summary.added) == {
+        "container.manifest": 1,
+        "container.tag": 1,
+        "container.blob": 3,
+    }
+    index_version = history[1]
+    assert dict(index_version.content_summary.added) == {
+        "container.manifest": 1,
+        "container.tag": 1,
+    }
+    check_oci_layout(await e2e.copy_oci(BASE, "1.0"), image)
+    check_oci_layout(await e2e.copy_oci(BASE, "multi"), index)
+    check_oci_layout(await e2e.copy_oci(BASE, sig_tag), signature)
+    assert uploads_left(e2e) == []
+
+
+async def test_push_into_a_mirror_is_denied_and_stores_nothing(
+    e2e: E2E, upstream_registry: RegistryProcess, upstream_name: str
+) -> None:
+    upstream_image = img.make_image("mirror-up", layers=1)
+    await img.push_image(upstream_registry.url, upstream_name, "latest", upstream_image)
+    await e2e.setup("mirrored", upstream_registry.url, upstream_name)
+    events = [
+        e
+        async for e in e2e.syncs.Sync(
+            pb.SyncRequest(
+                repository="repositories/mirrored", remote="remotes/mirrored", mirror=True
+            )
+        )
+    ]
+    assert events[-1].task.state == pb.TASK_STATE_COMPLETED
+    await e2e.distribute("mirrored", "mirrored/app", repository="repositories/mirrored")
+    before = stored_digests(e2e.data_dir)
+    pushed = img.make_image("into-mirror", layers=1, media="oci")
+
+    result = await skopeo_push(e2e, pushed, "evil", base="mirrored/app")
+
+    assert result.returncode != 0
+    assert "denied" in result.stderr.decode().lower()
+    assert stored_digests(e2e.data_dir) == before
+    assert uploads_left(e2e) == []
+    assert [v.number for v in await versions(e2e, "mirrored")] == [1, 0]
+    async with e2e.http.post(e2e.url("/v2/mirrored/app/blobs/uploads/")) as resp:
+        body = await resp.json()
+        assert resp.status == 403
+        assert body["errors"][0]["code"] == "DENIED"
+        assert "mirror" in body["errors"][0]["message"]
+    assert uploads_left(e2e) == []
+
+
+async def _raw_patch_cut(endpoint: str, path: str, data: bytes, declared: int) -> None:
+    """A PATCH that announces `declared` bytes, sends `data` and drops the connection."""
+    host, port = endpoint.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"PATCH {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {declared}\r\n\r\n".encode()
+        + data
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)  # let the server read what arrived
+    writer.close()
+    await writer.wait_closed()
+    del reader
+
+
+async def test_chunked_upload_interrupted_resumes_on_another_endpoint(
+    e2e: E2E, services: Services
+) -> None:
+    await push_repository(e2e)
+    blob = hashlib.sha256(b"seed").digest() * 40_000  # 1.28 MB
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    async with e2e.http.post(e2e.url(f"/v2/{BASE}/blobs/uploads/")) as resp:
+        assert resp.status == 202
+        location = resp.headers["Location"]
+    first = 300_000
+    async with e2e.http.patch(
+        e2e.url(location), data=blob[:first], headers={"Content-Range": f"0-{first - 1}"}
+    ) as resp:
+        assert resp.status == 202
+        assert resp.headers["Range"] == f"0-{first - 1}"
+    # The next chunk is cut after 200 kB of an announced 500 kB.
+    await _raw_patch_cut(e2e.endpoint, location, blob[first : first + 200_000], 500_000)
+    async with e2e.http.get(e2e.url(location)) as resp:
+        assert resp.status == 204
+        received = int(resp.headers["Range"].split("-")[1]) + 1
+    assert first <= received <= first + 200_000
+    # The blob is not visible while it uploads.
+    async with e2e.http.head(e2e.url(f"/v2/{BASE}/blobs/{digest}")) as resp:
+        assert resp.status == 404
+    # A chunk that does not continue where the upload stands is refused.
+    async with e2e.http.patch(
+        e2e.url(location), data=b"x", headers={"Content-Range": "0-0"}
+    ) as resp:
+        assert resp.status == 416
+    # Resume through a second endpoint of the same service (a fresh process's view: no open
+    # writer, the bytes re-hashed from the upload file).
+    runner, port = await start_registry(services, "127.0.0.1:0")
+    try:
+        other = f"http://127.0.0.1:{port}"
+        async with e2e.http.put(
+            other + location,
+            params={"digest": digest},
+            data=blob[received:],
+            headers={"Content-Range": f"{received}-{len(blob) - 1}"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            assert resp.headers["Docker-Content-Digest"] == digest
+    finally:
+        await runner.cleanup()
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/blobs/{digest}")) as resp:
+        assert resp.status == 200
+        assert await resp.read() == blob
+    assert uploads_left(e2e) == []
+
+
+async def test_wrong_digest_missing_blob_and_cancel_leave_nothing(e2e: E2E) -> None:
+    await push_repository(e2e)
+    before = stored_digests(e2e.data_dir)
+    claimed = "sha256:" + hashlib.sha256(b"other").hexdigest()
+    async with e2e.http.post(
+        e2e.url(f"/v2/{BASE}/blobs/uploads/"), params={"digest": claimed}, data=b"payload"
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "DIGEST_INVALID"
+    assert stored_digests(e2e.data_dir) == before
+    assert uploads_left(e2e) == []
+
+    async with e2e.http.post(e2e.url(f"/v2/{BASE}/blobs/uploads/")) as resp:
+        location = resp.headers["Location"]
+    async with e2e.http.patch(e2e.url(location), data=b"abc") as resp:
+        assert resp.status == 202
+    async with e2e.http.delete(e2e.url(location)) as resp:
+        assert resp.status == 204
+    async with e2e.http.get(e2e.url(location)) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert uploads_left(e2e) == []
+
+    image = img.make_image("missing-blob", layers=1, media="oci")
+    async with e2e.http.put(
+        e2e.url(f"/v2/{BASE}/manifests/latest"),
+        data=image.manifest,
+        headers={"Content-Type": image.media_type},
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    async with e2e.http.put(
+        e2e.url(f"/v2/{BASE}/manifests/{claimed}"),
+        data=image.manifest,
+        headers={"Content-Type": image.media_type},
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "DIGEST_INVALID"
+    assert [v.number for v in await versions(e2e)] == [0]
+
+
+async def upload(e2e: E2E, base: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with e2e.http.post(
+        e2e.url(f"/v2/{base}/blobs/uploads/"), params={"digest": digest}, data=data
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    return digest
+
+
+async def put_manifest(e2e: E2E, base: str, ref: str, image: img.Image) -> aiohttp.ClientResponse:
+    async with e2e.http.put(
+        e2e.url(f"/v2/{base}/manifests/{ref}"),
+        data=image.manifest,
+        headers={"Content-Type": image.media_type},
+    ) as resp:
+        await resp.read()
+        return resp
+
+
+class DenyPullOf:
+    """Access as the access-control seam sees it: pulls of one repository are denied."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    async def authorize(
+        self, request: web.Request, repository_id: str, action: str
+    ) -> str | web.Response:
+        if action == "pull" and repository_id == self.secret:
+            return web.Response(status=403)
+        return "tester"
+
+
+async def test_mount_from_a_pullable_repository_only(e2e: E2E, services: Services) -> None:
+    services.push_access = DenyPullOf("secret")
+    runner, port = await start_registry(services, "127.0.0.1:0")
+    e2e.base_url = f"http://127.0.0.1:{port}"
+    try:
+        for name, base in (("own", BASE), ("other", "team/other"), ("secret", "team/secret")):
+            await push_repository(e2e, name, base)
+        image = img.make_image("mount", layers=1, media="oci")
+        for data in image.blobs.values():
+            await upload(e2e, "team/other", data)
+            await upload(e2e, "team/secret", data)
+        assert (await put_manifest(e2e, "team/other", "1", image)).status == 201
+
+        layer = image.layers[0].digest
+        async with e2e.http.post(
+            e2e.url(f"/v2/{BASE}/blobs/uploads/"), params={"mount": layer, "from": "team/secret"}
+        ) as resp:
+            assert resp.status == 202  # not mountable: an upload starts instead
+        for digest in image.blobs:
+            async with e2e.http.post(
+                e2e.url(f"/v2/{BASE}/blobs/uploads/"),
+                params={"mount": digest, "from": "team/other"},
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+                assert resp.headers["Location"] == f"/v2/{BASE}/blobs/{digest}"
+        response = await put_manifest(e2e, BASE, "mounted", image)
+        assert response.status == 201
+        assert (await versions(e2e))[0].principal == "tester"
+    finally:
+        await runner.cleanup()
+
+
+async def test_twenty_concurrent_tag_pushes_make_twenty_versions(e2e: E2E) -> None:
+    await push_repository(e2e)
+    image = img.make_image("concurrent", layers=1, media="oci")
+    for data in image.blobs.values():
+        await upload(e2e, BASE, data)
+    names = [f"t{i:02d}" for i in range(20)]
+
+    responses = await asyncio.gather(*(put_manifest(e2e, BASE, n, image) for n in names))
+
+    assert [r.status for r in responses] == [201] * 20
+    assert await tags(e2e) == {n: image.digest for n in names}
+    history = await versions(e2e)
+    assert [v.number for v in history] == list(range(20, -1, -1))
+
+
+async def test_delete_by_tag_and_digest_and_referrers_of_pushed_manifests(e2e: E2E) -> None:
+    await push_repository(e2e)
+    image = img.make_image("subject", layers=1, media="oci")
+    for data in image.blobs.values():
+        await upload(e2e, BASE, data)
+    assert (await put_manifest(e2e, BASE, "a", image)).status == 201
+    assert (await put_manifest(e2e, BASE, "b", image)).status == 201
+    referrer = img.make_image("referrer", layers=1, media="oci")
+    doc = json.loads(referrer.manifest)
+    doc["subject"] = {"mediaType": image.media_type, "digest": image.digest, "size": image.size}
+    doc["artifactType"] = "application/vnd.example.sbom"
+    data = json.dumps(doc).encode()
+    for blob in referrer.blobs.values():
+        await upload(e2e, BASE, blob)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with e2e.http.put(
+        e2e.url(f"/v2/{BASE}/manifests/{digest}"),
+        data=data,
+        headers={"Content-Type": img.OCI_MANIFEST},
+    ) as resp:
+        assert resp.status == 201
+        assert resp.headers["OCI-Subject"] == image.digest
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/referrers/{image.digest}")) as resp:
+        found = (await resp.json())["manifests"]
+    assert [d["digest"] for d in found] == [digest]
+
+    async with e2e.http.delete(e2e.url(f"/v2/{BASE}/manifests/a")) as resp:
+        assert resp.status == 202
+    assert set(await tags(e2e)) == {"b"}
+    async with e2e.http.delete(e2e.url(f"/v2/{BASE}/manifests/{image.digest}")) as resp:
+        assert resp.status == 202
+    assert await tags(e2e) == {}
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/manifests/{image.digest}")) as resp:
+        assert resp.status == 404
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/referrers/{image.digest}")) as resp:
+        assert (await resp.json())["manifests"] == []  # referrers leave with their subject
+    history = await versions(e2e)
+    assert [v.source_detail for v in history[:2]] == [
+        f"push: DELETE manifests/{image.digest}",
+        "push: DELETE manifests/a",
+    ]
+    async with e2e.http.delete(e2e.url(f"/v2/{BASE}/manifests/{image.digest}")) as resp:
+        assert resp.status == 404
+
+
+@pytest.fixture(autouse=True)
+def _needs_skopeo() -> None:
+    import shutil
+
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
