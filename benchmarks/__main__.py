@@ -95,6 +95,13 @@ def print_report(result: dict[str, Any]) -> None:
     print(textwrap.fill(report.LEGEND, width=110))
     print()
     print("Targets:")
+    push = result.get("push")
+    if push:
+        print(
+            f"push (skopeo copy of {push['tags']} tags, {push['bytes'] / 1e9:.2f} GB, median of "
+            f"{push['runs']}): service {push['median_service']:.2f} s, docker-registry "
+            f"{push['median_registry']:.2f} s = {push['ratio']:.2f}x"
+        )
     print(report.format_targets(result["targets"]))
     for note in result["notes"]:
         print(f"note: {note}")

@@ -34,6 +34,7 @@ from benchmarks.common import (
 )
 from benchmarks.profiling import summarize
 from benchmarks.proxy import ProxyProcess
+from benchmarks.push import run_push
 from benchmarks.report import PHASES, Key
 from benchmarks.service import (
     BenchmarkError,
@@ -400,6 +401,7 @@ async def run(options: Options) -> dict[str, Any]:
     samples: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     workloads: list[Workload] = []
     bench: Bench | None = None
+    push: dict[str, Any] | None = None
     failures = 0
     try:
         await registry.astart()
@@ -425,6 +427,16 @@ async def run(options: Options) -> dict[str, Any]:
                         continue
                     for phase, sample in phases.items():
                         samples[Key(workload.name, tool, db, phase)].append(sample)
+        big = next((w for w in workloads if w.name == "big-blobs"), None)
+        if big is not None and "service" in tools and "skopeo" in tools:
+            try:
+                push = await run_push(
+                    registry.url.removeprefix("http://"), big.repo, root, options.runs, log
+                )
+            except Exception as exc:  # record it; the sync figures stand
+                notes.append(f"push benchmark FAILED: {type(exc).__name__}: {exc}")
+                log(f"ERROR push benchmark: {exc!r}\n{traceback.format_exc()}")
+                failures += 1
     finally:
         await proxy.stop()
         await registry.aclose()
@@ -436,6 +448,8 @@ async def run(options: Options) -> dict[str, Any]:
     names = [w.name for w in workloads]
     rows = report.build_rows(samples, names)
     targets = report.evaluate_targets(rows, names)
+    if push is not None:
+        targets.append(push["target"])
     profiles = {}
     if bench is not None:
         notes.extend(bench.notes)
@@ -481,6 +495,7 @@ async def run(options: Options) -> dict[str, Any]:
         "workloads": {w.name: w.describe() for w in workloads},
         "notes": notes,
         "rows": rows,
+        "push": push,
         "targets": targets,
         "profiles": profiles,
     }
