@@ -40,12 +40,14 @@ $(BUF):
 buf-lint: $(BUF) ## buf lint (STANDARD + COMMENTS), see buf.yaml for the one rule left out
 	$(BUF) lint
 
-bench: venv
+bench: venv ## sync and serving benchmarks (see benchmarks/README.md)
 	bash scripts/test-deps.sh
+	bash scripts/bench-deps.sh
 	bash scripts/with-postgres.sh $(PY) -m benchmarks
 
 bench-quick: venv
 	bash scripts/test-deps.sh
+	bash scripts/bench-deps.sh
 	bash scripts/with-postgres.sh $(PY) -m benchmarks --quick
 
 clean:

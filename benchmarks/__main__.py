@@ -9,12 +9,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, serving
 from benchmarks.runner import Options, log, run
 from benchmarks.workloads import WORKLOAD_NAMES
 
 DATABASES = ("sqlite", "postgres")
 TOOLS = ("service", "floor", "skopeo")
+SECTIONS = ("sync", "serving", "push")
 
 
 def _choices(allowed: tuple[str, ...]) -> argparse.Action | type:
@@ -42,6 +43,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     parser.add_argument("--workloads", type=_choices(WORKLOAD_NAMES), default=list(WORKLOAD_NAMES))
     parser.add_argument("--databases", type=_choices(DATABASES), default=list(DATABASES))
     parser.add_argument("--tools", type=_choices(TOOLS), default=list(TOOLS))
+    parser.add_argument(
+        "--sections",
+        type=_choices(SECTIONS),
+        default=list(SECTIONS),
+        help="sync (tools x workloads x phases) and/or serving (wrk vs docker-registry)",
+    )
+    parser.add_argument(
+        "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
+    )
+    parser.add_argument(
+        "--registry-workers",
+        type=int,
+        default=1,
+        help="registry worker processes of the served server (default 1)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -75,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         workloads=args.workloads,
         databases=args.databases,
         tools=args.tools,
+        sections=args.sections,
+        serving_seconds=args.serving_seconds or (2.0 if args.quick else 8.0),
+        registry_workers=args.registry_workers,
         profile=args.profile,
         skopeo_all_phases=args.skopeo_all_phases,
         keep=args.keep,
@@ -91,10 +110,12 @@ def print_report(result: dict[str, Any]) -> None:
         f"median of {opts['runs']} run(s), {result['elapsed_seconds']} s in all, "
         f"generated {result['generated']})"
     )
-    print(report.format_table(result["rows"]))
-    print(textwrap.fill(report.LEGEND, width=110))
-    print()
-    print("Targets:")
+    if result["rows"]:
+        print(report.format_table(result["rows"]))
+        print(textwrap.fill(report.LEGEND, width=110))
+        print()
+        print("Targets:")
+        print(report.format_targets(result["targets"]))
     push = result.get("push")
     if push:
         print(
@@ -102,7 +123,10 @@ def print_report(result: dict[str, Any]) -> None:
             f"{push['runs']}): service {push['median_service']:.2f} s, docker-registry "
             f"{push['median_registry']:.2f} s = {push['ratio']:.2f}x"
         )
-    print(report.format_targets(result["targets"]))
+    if result.get("serving"):
+        print()
+        print(f"Serving ({result['method']['serving']}):")
+        print(serving.format_table(result["serving"]))
     for note in result["notes"]:
         print(f"note: {note}")
     for key, profile in result["profiles"].items():

@@ -1,7 +1,8 @@
-"""One benchmark invocation: registry, proxy, workloads, then every tool x phase x run."""
+"""One benchmark invocation: registry, workloads, every tool x phase x run, then serving."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import json
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import report, serving
+from benchmarks.accesslog import REGISTRY_CONFIG, AccessLogCounter
 from benchmarks.common import (
     PYTHON,
     REPO_ROOT,
@@ -33,7 +35,6 @@ from benchmarks.common import (
     tail,
 )
 from benchmarks.profiling import summarize
-from benchmarks.proxy import ProxyProcess
 from benchmarks.push import run_push
 from benchmarks.report import PHASES, Key
 from benchmarks.service import (
@@ -59,6 +60,9 @@ class Options:
     workloads: list[str] = field(default_factory=lambda: ["many-tags", "big-blobs", "multi-arch"])
     databases: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     tools: list[str] = field(default_factory=lambda: ["service", "floor", "skopeo"])
+    sections: list[str] = field(default_factory=lambda: ["sync", "serving", "push"])
+    serving_seconds: float = 8.0
+    registry_workers: int = 1
     concurrency: int = 10
     profile: bool = False
     skopeo_all_phases: bool = False
@@ -90,14 +94,14 @@ class Bench:
         self,
         options: Options,
         registry: RegistryProcess,
-        proxy: ProxyProcess,
+        counter: AccessLogCounter,
         root: Path,
         postgres_url: str | None,
         py_spy: str | None,
     ) -> None:
         self.options = options
         self.registry = registry
-        self.proxy = proxy
+        self.counter = counter
         self.root = root
         self.postgres_url = postgres_url
         self.py_spy = py_spy
@@ -141,27 +145,23 @@ class Bench:
                 if phase == "moved":
                     await workload.move(client)
                 await flush_disks()
-                await self.proxy.reset()
+                self.counter.reset()
                 load = os.getloadavg()[0]
-                registry_cpu, proxy_cpu = self._stack_cpu()
+                registry_cpu = self._registry_cpu()
                 before = cpu_times()
                 sample = await do_phase(phase)
                 after = cpu_times()
-                registry_after, proxy_after = self._stack_cpu()
-                stats = await self.proxy.stats()
+                registry_after = self._registry_cpu()
+                await asyncio.sleep(0.1)  # the registry logs a request after answering it
+                stats = self.counter.stats()
                 sample["idle_pct"] = idle_percent(before, after)
                 sample["loadavg_1m"] = load
                 sample["registry_cpu"] = registry_after - registry_cpu
-                sample["proxy_cpu"] = proxy_after - proxy_cpu
                 tool_cpu = sample.get("detail", {}).get("process_cpu", sample.get("cpu") or 0.0)
                 # Busy CPU of everything else: other sessions' work, the driver, and for the
                 # service on PostgreSQL the database server too.
                 sample["other_cpu"] = max(
-                    0.0,
-                    busy_seconds(before, after)
-                    - sample["registry_cpu"]
-                    - sample["proxy_cpu"]
-                    - tool_cpu,
+                    0.0, busy_seconds(before, after) - sample["registry_cpu"] - tool_cpu
                 )
                 sample["requests"] = stats["requests"]
                 sample["bytes"] = sum(stats["bytes"].values())
@@ -179,11 +179,10 @@ class Bench:
             await workload.restore(client)
         return out
 
-    def _stack_cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the registry and of the proxy."""
+    def _registry_cpu(self) -> float:
+        """CPU seconds so far of the registry."""
         registry = proc_cpu_seconds(self.registry.pid) if self.registry.pid else None
-        proxy = proc_cpu_seconds(self.proxy.pid) if self.proxy.pid else None
-        return registry or 0.0, proxy or 0.0
+        return registry or 0.0
 
     async def _service(
         self,
@@ -202,7 +201,7 @@ class Bench:
             url = await database.create()
         try:
             async with running_server(workdir, url) as server:
-                await server.setup(REPOSITORY_ID, REMOTE_ID, self.proxy.url, workload.repo)
+                await server.setup(REPOSITORY_ID, REMOTE_ID, self.registry.url, workload.repo)
 
                 async def phase(name: str) -> dict[str, Any]:
                     profile = None
@@ -252,7 +251,7 @@ class Bench:
 
         async def phase(name: str) -> dict[str, Any]:
             stdout, stderr = workdir / f"floor-{name}.out", workdir / f"floor-{name}.err"
-            argv = [PYTHON, "-m", "benchmarks.floor", "--url", self.proxy.url]
+            argv = [PYTHON, "-m", "benchmarks.floor", "--url", self.registry.url]
             argv += ["--repo", workload.repo, "--dest", str(dest)]
             argv += ["--concurrency", str(self.options.concurrency)]
             result = await run_measured(argv, cwd=REPO_ROOT, stdout=stdout, stderr=stderr)
@@ -308,7 +307,7 @@ class Bench:
             stdout, stderr = workdir / f"skopeo-{name}.out", workdir / f"skopeo-{name}.err"
             argv = [SKOPEO, "--insecure-policy", "sync", "--src", "docker", "--dest", "dir"]
             argv += ["--src-tls-verify=false", "--all", "--scoped"]
-            argv += [f"{self.proxy.host}/{workload.repo}", str(dest)]
+            argv += [f"{self.registry.host}/{workload.repo}", str(dest)]
             result = await run_measured(argv, cwd=workdir, stdout=stdout, stderr=stderr)
             if result.returncode != 0:
                 raise BenchmarkError(f"skopeo failed ({result.returncode}):\n{tail(stderr)}")
@@ -396,25 +395,32 @@ async def run(options: Options) -> dict[str, Any]:
     machine = await machine_info(postgres_url if "postgres" in databases else None)
 
     root = Path(tempfile.mkdtemp(prefix="mirror-bench-"))
-    registry = RegistryProcess(startup_timeout=30)
-    proxy = ProxyProcess(registry.url, root / "proxy.log")
+    registry = RegistryProcess(startup_timeout=30, extra_config=REGISTRY_CONFIG)
+    counter = AccessLogCounter(registry.log_path)
     samples: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     workloads: list[Workload] = []
     bench: Bench | None = None
     push: dict[str, Any] | None = None
     failures = 0
+    serving_rows: list[dict[str, Any]] = []
     try:
         await registry.astart()
-        await proxy.start()
-        log(f"registry {registry.url}, counting proxy {proxy.url}, work dir {root}")
-        for name in options.workloads:
+        log(f"registry {registry.url} (requests counted from its access log), work dir {root}")
+        wanted = list(options.workloads) if "sync" in options.sections else []
+        if "serving" in options.sections:
+            wanted += [w for w in SERVING_WORKLOADS if w not in wanted]
+        if "push" in options.sections and "big-blobs" not in wanted:
+            wanted.append("big-blobs")
+        for name in wanted:
             log(f"pushing workload {name} ...")
             workload = await build(name, registry.url, sizes)
             workloads.append(workload)
             log(f"  {name}: {json.dumps(workload.describe())}")
-        bench = Bench(options, registry, proxy, root, postgres_url, py_spy)
-        for run_index in range(options.runs):
+        bench = Bench(options, registry, counter, root, postgres_url, py_spy)
+        for run_index in range(options.runs if "sync" in options.sections else 0):
             for workload in workloads:
+                if workload.name not in options.workloads:
+                    continue
                 for tool, db in plan:
                     try:
                         phases = await bench.measure(tool, db, workload, run_index)
@@ -427,25 +433,31 @@ async def run(options: Options) -> dict[str, Any]:
                         continue
                     for phase, sample in phases.items():
                         samples[Key(workload.name, tool, db, phase)].append(sample)
+        if "serving" in options.sections:
+            try:
+                serving_rows = await _serving(options, registry, workloads, root)
+            except Exception as exc:
+                notes.append(f"serving FAILED: {type(exc).__name__}: {exc}")
+                log(f"ERROR serving: {exc!r}\n{traceback.format_exc()}")
+                failures += 1
         big = next((w for w in workloads if w.name == "big-blobs"), None)
-        if big is not None and "service" in tools and "skopeo" in tools:
+        if "push" in options.sections and big is not None and shutil.which(SKOPEO):
             try:
                 push = await run_push(
                     registry.url.removeprefix("http://"), big.repo, root, options.runs, log
                 )
-            except Exception as exc:  # record it; the sync figures stand
+            except Exception as exc:  # record it; the other figures stand
                 notes.append(f"push benchmark FAILED: {type(exc).__name__}: {exc}")
                 log(f"ERROR push benchmark: {exc!r}\n{traceback.format_exc()}")
                 failures += 1
     finally:
-        await proxy.stop()
         await registry.aclose()
         if options.keep:
             log(f"kept work dir {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    names = [w.name for w in workloads]
+    names = [w.name for w in workloads if w.name in options.workloads]
     rows = report.build_rows(samples, names)
     targets = report.evaluate_targets(rows, names)
     if push is not None:
@@ -466,6 +478,9 @@ async def run(options: Options) -> dict[str, Any]:
             "workloads": options.workloads,
             "databases": databases,
             "tools": tools,
+            "sections": options.sections,
+            "serving_seconds": options.serving_seconds,
+            "registry_workers": options.registry_workers,
             "concurrency": options.concurrency,
             "profile": bool(py_spy),
             "skopeo_all_phases": options.skopeo_all_phases,
@@ -474,8 +489,13 @@ async def run(options: Options) -> dict[str, Any]:
         "failed_measurements": failures,
         "machine": machine,
         "method": {
-            "proxy": "every tool reaches the registry through one counting reverse proxy "
-            "(FaultProxy, no faults) in its own process",
+            "counts": "every tool reaches the registry directly; upstream requests are counted "
+            "from the registry's access log after each phase (no proxy in any timed path)",
+            "serving": f"wrk -t{serving.THREADS} -c{serving.CONNECTIONS} "
+            f"-d{options.serving_seconds}s per request kind against the service's registry "
+            "endpoint (one server process on SQLite, registry workers "
+            f"{options.registry_workers}) and against the docker-registry serving the same "
+            "repositories, one after the other, after a 1 s warm-up of each",
             "service": "python -m server process, fresh data dir and database per run; wall = "
             "SyncService/Sync RPC until FINISHED; mirror=True; peak RSS = VmHWM reset per phase",
             "floor": "python -m benchmarks.floor (pipelined aiohttp, same concurrency); wall "
@@ -497,5 +517,36 @@ async def run(options: Options) -> dict[str, Any]:
         "rows": rows,
         "push": push,
         "targets": targets,
+        "serving": serving_rows,
+        "serving_targets": serving.evaluate(serving_rows),
         "profiles": profiles,
     }
+
+
+SERVING_WORKLOADS = ("many-tags", "big-blobs")
+
+
+async def _serving(
+    options: Options, registry: RegistryProcess, workloads: list[Workload], root: Path
+) -> list[dict[str, Any]]:
+    """The serving section: one server (SQLite) publishing many-tags and big-blobs at the
+    registry's own paths, then wrk against both (see benchmarks/serving.py)."""
+    missing = serving.tools_missing()
+    if missing:
+        raise BenchmarkError(f"{', '.join(missing)} not installed (scripts/bench-deps.sh)")
+    by_name = {w.name: w for w in workloads}
+    many, big = by_name["many-tags"], by_name["big-blobs"]
+    extra = ["--registry-workers", str(options.registry_workers)]
+    if options.registry_workers == 1:
+        extra = []
+    async with running_server(root / "serving", None, extra) as server:
+        log("serving: syncing many-tags and big-blobs into the service ...")
+        await serving.publish(server, registry.url, [many, big])
+        targets = {
+            serving.OURS: (server.registry_url, serving.child_pids(server.pid)),
+            serving.PEER: (registry.url, [registry.pid] if registry.pid else []),
+        }
+        warmup = 1.0
+        return await serving.measure(
+            targets, serving.cases(many, big), options.serving_seconds, warmup, log
+        )

@@ -129,8 +129,11 @@ class Profiler:
 class ServerProcess:
     """One server process with its own data directory (and database URL, if any)."""
 
-    def __init__(self, workdir: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str | None = None, extra_args: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.extra_args = list(extra_args or [])
         self.data_dir = workdir / "data"
         self.log_path = workdir / "server.log"
         self.database_url = database_url
@@ -154,6 +157,7 @@ class ServerProcess:
         argv += ["--data-dir", str(self.data_dir)]
         if self.database_url:
             argv += ["--database-url", self.database_url]
+        argv += self.extra_args
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_")}
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -198,6 +202,19 @@ class ServerProcess:
         await repos.CreateRepository(pb.CreateRepositoryRequest(repository_id=repo_id))
         remote = pb.Remote(url=url, upstream_name=upstream_name, policy=pb.POLICY_IMMEDIATE)
         await remotes.CreateRemote(pb.CreateRemoteRequest(remote_id=remote_id, remote=remote))
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
+
+    async def publish(self, distribution_id: str, repo_id: str, base_path: str) -> None:
+        """A distribution serving the repository's latest version at ``base_path``."""
+        assert self._channel is not None
+        distributions = pb_grpc.DistributionServiceStub(self._channel)
+        distribution = pb.Distribution(base_path=base_path, repository=f"repositories/{repo_id}")
+        await distributions.CreateDistribution(
+            pb.CreateDistributionRequest(distribution_id=distribution_id, distribution=distribution)
+        )
 
     async def sync(
         self, repo_id: str, remote_id: str, profile: Path | None = None, py_spy: str | None = None
@@ -274,9 +291,11 @@ class ServerProcess:
 
 
 @contextlib.asynccontextmanager
-async def running_server(workdir: Path, database_url: str | None) -> AsyncIterator[ServerProcess]:
+async def running_server(
+    workdir: Path, database_url: str | None, extra_args: list[str] | None = None
+) -> AsyncIterator[ServerProcess]:
     """A started server that is stopped (by its pid) when the block ends."""
-    server = ServerProcess(workdir, database_url)
+    server = ServerProcess(workdir, database_url, extra_args)
     try:
         await server.start()
         yield server

@@ -9,13 +9,13 @@ pieces as plain attributes and renders them as one readable line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-__all__ = ["STATUS_DETAILS_KEY", "MirrorClientError", "decode_status"]
+__all__ = ["STATUS_DETAILS_KEY", "FieldViolation", "MirrorClientError", "decode_status"]
 
 #: Trailing-metadata key that carries the serialized ``google.rpc.Status``.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -41,6 +41,21 @@ def decode_status(trailing_metadata: Iterable[tuple[str, Any]] | None) -> status
     return None
 
 
+def _mentions(text: str, value: str) -> bool:
+    """Whether `text` already shows `value`: quoted, or (when long enough to be unique) as is."""
+    return any(q in text for q in (f"'{value}'", f'"{value}"')) or (
+        len(value) >= 8 and value in text
+    )
+
+
+class FieldViolation(NamedTuple):
+    """One bad field of a request, from ``BadRequest``: path, what is wrong, rule broken."""
+
+    field: str
+    description: str
+    reason: str = ""
+
+
 def _one_line(text: str) -> str:
     """Collapse whitespace runs (newlines included) into single spaces."""
     return " ".join(text.split())
@@ -56,6 +71,8 @@ class MirrorClientError(Exception):
         domain: ``ErrorInfo.domain`` (``mirror.v1`` for the service's own errors).
         metadata: ``ErrorInfo.metadata``: every dynamic value in the message.
         field_violations: ``(field, description)`` pairs from ``BadRequest``.
+        violations: The same as :class:`FieldViolation` triples, with the rule (``reason``)
+            each field broke, e.g. ``INVALID_RESOURCE_ID``.
         retry_delay: Seconds to wait before retrying (``RetryInfo``), or ``None``.
         status: The decoded ``google.rpc.Status``, or ``None`` when the server sent none.
     """
@@ -68,7 +85,7 @@ class MirrorClientError(Exception):
         reason: str = "",
         domain: str = "",
         metadata: Mapping[str, str] | None = None,
-        field_violations: Iterable[tuple[str, str]] = (),
+        field_violations: Iterable[tuple[str, str] | FieldViolation] = (),
         retry_delay: float | None = None,
         status: status_pb2.Status | None = None,
     ) -> None:
@@ -77,7 +94,10 @@ class MirrorClientError(Exception):
         self.reason = reason
         self.domain = domain
         self.metadata: dict[str, str] = dict(metadata or {})
-        self.field_violations: list[tuple[str, str]] = list(field_violations)
+        self.violations = [FieldViolation(*v) for v in field_violations]
+        self.field_violations: list[tuple[str, str]] = [
+            (v.field, v.description) for v in self.violations
+        ]
         self.retry_delay = retry_delay
         self.status = status
         super().__init__(str(self))
@@ -92,7 +112,7 @@ class MirrorClientError(Exception):
         """Build the error from a gRPC code, its details and an optional rich status."""
         reason = domain = ""
         metadata: dict[str, str] = {}
-        violations: list[tuple[str, str]] = []
+        violations: list[FieldViolation] = []
         retry_delay: float | None = None
         if status is not None:
             code = _CODES_BY_NUMBER.get(status.code, code)
@@ -106,7 +126,10 @@ class MirrorClientError(Exception):
                 elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                     bad = error_details_pb2.BadRequest()
                     detail.Unpack(bad)
-                    violations.extend((v.field, v.description) for v in bad.field_violations)
+                    violations.extend(
+                        FieldViolation(v.field, v.description, v.reason)
+                        for v in bad.field_violations
+                    )
                 elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                     retry = error_details_pb2.RetryInfo()
                     detail.Unpack(retry)
@@ -147,18 +170,35 @@ class MirrorClientError(Exception):
         return self.code is grpc.StatusCode.UNAVAILABLE and not self.reason
 
     def __str__(self) -> str:
-        """One line: ``CODE: message [reason=R k=v ...] (field f: description; ...)``."""
-        parts = [f"{self.code.name}: {_one_line(self.message) or '(no message)'}"]
-        if self.reason or self.metadata:
-            tags = [f"reason={self.reason}"] if self.reason else []
-            tags += [f"{key}={_one_line(self.metadata[key])}" for key in sorted(self.metadata)]
+        """One line, each fact once: ``CODE: message [reason=R k=v] (field f: description; ...)``.
+
+        The server's message for bad input is the list of violations; it is then left out,
+        and so is any metadata value the line already shows, so nothing prints twice. A
+        violation whose rule differs from the overall reason names it, e.g. ``(INVALID_URL)``.
+        """
+        violations = [
+            f"field {v.field}: {_one_line(v.description)}"
+            + (f" ({v.reason})" if v.reason and v.reason != self.reason else "")
+            for v in self.violations
+        ]
+        message = _one_line(self.message)
+        if self.violations and all(_one_line(v.description) in message for v in self.violations):
+            message = ""  # the message only repeats the violations
+        head = f"{self.code.name}: {message}" if message else self.code.name
+        if not message and not violations:
+            head += ": (no message)"
+        shown = " ".join([message, *violations])
+        tags = [f"reason={self.reason}"] if self.reason else []
+        tags += [
+            f"{key}={_one_line(value)}"
+            for key, value in sorted(self.metadata.items())
+            if not _mentions(shown, _one_line(value))
+        ]
+        parts = [head]
+        if tags:
             parts.append(f"[{' '.join(tags)}]")
-        if self.field_violations:
-            fields = "; ".join(
-                f"field {field}: {_one_line(description)}"
-                for field, description in self.field_violations
-            )
-            parts.append(f"({fields})")
+        if violations:
+            parts.append(f"({'; '.join(violations)})")
         if self.retry_delay is not None:
             parts.append(f"(retry in {self.retry_delay:g}s)")
         return " ".join(parts)

@@ -5,31 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.config import Settings
-from server.registry.app import ACCESS_LOG_FORMAT, build_registry_app
+from server.config import Limits, Settings
+from server.registry.accesslog import RegistryAccessLogger
+from server.registry.app import build_registry_app
+from server.registry.cache import ServingCache
+from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
 from server.registry.ondemand import PullThrough
 from server.registry.push import OpenAccess, PushAccess, Pusher
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
 from server.services.logging import AccessLogInterceptor
 from server.services.operations import ContentOperationServicer
+from server.services.reflection import enable_reflection
 from server.services.remotes import RemoteServicer
 from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
 from server.storage.blobs import BlobStorage
+from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
 from server.store.content_queries import ContentQueries
@@ -134,11 +140,15 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             registry_host=settings.registry_address,
         )
         await runner.start()
+        probe = asyncio.create_task(run_probe(db.probe, db.availability), name="db-probe")
         try:
             yield services
         finally:
+            probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
     finally:
         await db.dispose()
 
@@ -177,27 +187,131 @@ def register_servicers(server: grpc.aio.Server, services: Services) -> None:
     for name in ("", *SERVICE_NAMES):
         # Set synchronously through the underlying map: the server is not started yet.
         health_servicer._server_status[name] = health_pb2.HealthCheckResponse.SERVING
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+
+    async def follow_database(up: bool) -> None:
+        # Every service needs the database: NOT_SERVING while it is away, so load balancers
+        # and orchestrators stop sending calls that can only answer UNAVAILABLE.
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, status)
+
+    services.db.availability.subscribe(follow_database)
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+
+
+def grpc_options(limits: Limits) -> list[tuple[str, int]]:
+    """gRPC core channel arguments of the server's connection hygiene (see `Limits`)."""
+    return [
+        ("grpc.max_allowed_incoming_connections", limits.grpc_max_connections),
+        ("grpc.server_handshake_timeout_ms", int(limits.grpc_handshake_timeout * 1000)),
+        ("grpc.max_concurrent_streams", limits.grpc_max_concurrent_streams),
+        ("grpc.max_receive_message_length", limits.grpc_max_receive_bytes),
+        ("grpc.max_send_message_length", limits.grpc_max_send_bytes),
+        # Keepalive enforcement: pings closer than this without calls are strikes; two
+        # strikes end the connection (GOAWAY ENHANCE_YOUR_CALM).
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(limits.grpc_keepalive_min_ping_interval * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.max_connection_idle_ms", int(limits.grpc_max_connection_idle * 1000)),
+        # The server pings idle clients so dead peers do not hold connections forever.
+        ("grpc.keepalive_time_ms", 2 * 3600 * 1000),
+        ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ]
+
+
+class ListenError(Exception):
+    """An address cannot be listened on: taken by another process, not local, or forbidden."""
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why a listener on (host, port) cannot be had, e.g. 'Address already in use'; or None.
+
+    One plain bind (no SO_REUSEPORT) before grpc's: grpc's own failure says only that
+    binding failed, after logging a multi-line core error to stderr.
+    """
+    if port == 0:
+        return None
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            return None
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ListenError(f"{address!r} is not host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def new_grpc_server(limits: Limits) -> grpc.aio.Server:
+    """The gRPC server with the access log and the connection limits; SO_REUSEPORT off.
+
+    grpc turns SO_REUSEPORT on by default on Linux: a second server on the same port would
+    then bind too and the kernel would split the calls between two databases at random.
+    """
+    return grpc.aio.server(
+        interceptors=[AccessLogInterceptor()],
+        options=[*grpc_options(limits), ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=limits.grpc_max_concurrent_rpcs,
     )
+
+
+def bind_grpc(server: grpc.aio.Server, address: str) -> int:
+    """Listen on `address` (port 0 picks a free one) -> the port, or raise ListenError."""
+    if why := _bind_error(*_split_address(address)):
+        raise ListenError(f"cannot listen on {address} for gRPC: {why}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ListenError(f"cannot listen on {address} for gRPC")
+    return bound
+
+
+def bind_registry(address: str) -> socket.socket:
+    """A listening socket for the registry endpoint, or ListenError (no SO_REUSEPORT)."""
+    host, port = _split_address(address)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {address} for the registry: {why}") from None
 
 
 async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server, int]:
     """A started gRPC server on `address` (port 0 picks a free one) -> (server, port)."""
-    server = grpc.aio.server(interceptors=[AccessLogInterceptor()])
+    server = new_grpc_server(services.settings.limits)
+    port = bind_grpc(server, address)
     register_servicers(server, services)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
     await server.start()
     return server, port
 
 
-async def start_registry(services: Services, address: str) -> tuple[web.AppRunner, int]:
-    """Serve the OCI pull API on `address` (port 0 picks one) -> (runner, port)."""
-    serving = ServingQueries(services.db)
+async def start_registry(
+    services: Services, address: str, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve the OCI API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
+    limits = services.settings.limits
+    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
+    if sock is None:
+        sock = bind_registry(address)
+    queries = ServingQueries(services.db)
+    # Pushes resolve uncached: whether a repository is a mirror, and what is staged in it,
+    # must be read as of the request.
     pusher = Pusher(
-        serving,
+        queries,
         services.storage,
         PushStore(
             services.db,
@@ -208,26 +322,38 @@ async def start_registry(services: Services, address: str) -> tuple[web.AppRunne
         services.operations,
         services.push_access,
     )
-    app = build_registry_app(serving, services.storage, services.pull_through, pusher)
-    runner = web.AppRunner(app, access_log_format=ACCESS_LOG_FORMAT)
+    app = build_registry_app(ServingCache(queries), services.storage, services.pull_through, pusher)
+    runner = web.AppRunner(
+        app,
+        access_log_class=RegistryAccessLogger,
+        keepalive_timeout=limits.http_keepalive_timeout,
+    )
     await runner.setup()
-    host, _, port = address.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port))
+    site = GuardedSite(runner, sock, ConnectionGuard(limits))
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    services.registry_host = f"{host}:{bound}"
+    host, _ = _split_address(address)
+    bound = sock.getsockname()[1]
+    services.registry_host = f"{address.rpartition(':')[0] or host}:{bound}"
     return runner, bound
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly."""
+    """Run until SIGINT or SIGTERM, then stop accepting calls and shut down cleanly.
+
+    Both addresses are bound before the database opens and the task runner starts, so a
+    server that cannot listen (ListenError) has touched nothing, not even a queued task.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    server = new_grpc_server()
+    bind_grpc(server, settings.grpc_address)
+    registry_socket = bind_registry(settings.registry_address)
     async with build_services(settings) as services:
-        server, _port = await start_grpc(services, settings.grpc_address)
-        registry, _ = await start_registry(services, settings.registry_address)
+        register_servicers(server, services)
+        await server.start()
+        registry, _ = await start_registry(services, settings.registry_address, registry_socket)
         log.info(
             "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
             settings.grpc_address,

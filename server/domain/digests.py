@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 
 # OCI image-spec descriptor.md: registered algorithms and their encodings.
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
@@ -24,7 +24,9 @@ class Digest:
         algorithm, sep, encoded = value.partition(":")
         pattern = _ENCODED.get(algorithm)
         if not sep or pattern is None or not pattern.fullmatch(encoded):
-            raise InvalidArgument(f"invalid digest {value!r}", field=field, digest=value)
+            raise InvalidArgument(
+                f"invalid digest {value!r}", field=field, reason=Rule.INVALID_DIGEST, digest=value
+            )
         return cls(algorithm, encoded)
 
     @classmethod

@@ -4,7 +4,7 @@
 MirrorError(reason, metadata)
   NotFound                 -> NOT_FOUND
   AlreadyExists            -> ALREADY_EXISTS
-  InvalidArgument(fields)  -> INVALID_ARGUMENT     (with BadRequest field violations)
+  InvalidArgument(fields)  -> INVALID_ARGUMENT     (BadRequest; reason = the Rule broken)
   FailedPrecondition       -> FAILED_PRECONDITION  (state forbids the call)
   UpstreamError(host)
     UpstreamUnavailable    -> UNAVAILABLE          (429, 5xx, resets, timeouts; retryable)
@@ -12,23 +12,53 @@ MirrorError(reason, metadata)
     UpstreamRejected       -> FAILED_PRECONDITION  (other 4xx, e.g. MANIFEST_UNKNOWN)
     UpstreamProtocolError  -> FAILED_PRECONDITION  (malformed or oversized answers)
     DigestMismatch         -> DATA_LOSS
+  DatabaseUnavailable      -> UNAVAILABLE          (the database does not answer; retryable)
+  ContentCollected         -> ABORTED              (garbage collection won a race; run again)
 ```
 
 `reason` is a stable UPPER_SNAKE string (AIP-193); `metadata` carries every dynamic value that
-appears in the message, under lowerCamel keys.
+appears in the message, under lowerCamel keys. For bad input the reason names the rule broken
+(the `Rule` constants below): each field violation carries its own rule, and the error's reason
+is that rule when all violations share it, `MULTIPLE_RULES` otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Rule:
+    """The validation rules, as `ErrorInfo.reason` and `BadRequest.FieldViolation.reason`."""
+
+    INVALID_RESOURCE_ID = "INVALID_RESOURCE_ID"  # an id: a-z 0-9 . _ -, 1-128 characters
+    INVALID_RESOURCE_NAME = "INVALID_RESOURCE_NAME"  # not `collection/{id}` as AIP-122 says
+    REQUIRED_FIELD = "REQUIRED_FIELD"
+    OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"  # a number outside its documented bounds
+    INVALID_URL = "INVALID_URL"
+    INVALID_REPOSITORY_PATH = "INVALID_REPOSITORY_PATH"  # OCI repository-name grammar
+    INVALID_TAG_FILTER = "INVALID_TAG_FILTER"
+    INVALID_HEADER = "INVALID_HEADER"
+    INVALID_DIGEST = "INVALID_DIGEST"
+    INVALID_ENUM_VALUE = "INVALID_ENUM_VALUE"
+    INVALID_FIELD_MASK = "INVALID_FIELD_MASK"
+    INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"
+    INVALID_TEXT = "INVALID_TEXT"  # NUL characters and the like
+    INCOMPATIBLE_FIELDS = "INCOMPATIBLE_FIELDS"  # fields that must (not) be set together
+    INVALID_VALUE = "INVALID_VALUE"  # any other malformed value
+    MULTIPLE_RULES = "MULTIPLE_RULES"  # violations of different rules in one request
 
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
-    """One bad field of a request: its path (e.g. `remote.url`) and what is wrong."""
+    """One bad field of a request: its path (e.g. `remote.url`), what is wrong, which rule."""
 
     field: str
     description: str
+    reason: str = Rule.INVALID_VALUE
 
 
 class MirrorError(Exception):
@@ -67,9 +97,9 @@ class AlreadyExists(MirrorError):
 
 
 class InvalidArgument(MirrorError):
-    """The request is malformed; `violations` names each offending field."""
+    """The request is malformed; `violations` names each offending field and its rule."""
 
-    reason = "INVALID_ARGUMENT"
+    reason = Rule.INVALID_VALUE
     code = "INVALID_ARGUMENT"
 
     def __init__(
@@ -81,10 +111,13 @@ class InvalidArgument(MirrorError):
         reason: str | None = None,
         **metadata: object,
     ) -> None:
-        super().__init__(message, reason=reason, **metadata)
         found = list(violations or [])
         if field is not None:
-            found.insert(0, FieldViolation(field, message))
+            found.insert(0, FieldViolation(field, message, reason or Rule.INVALID_VALUE))
+        if reason is None and found:
+            rules = {v.reason for v in found}
+            reason = rules.pop() if len(rules) == 1 else Rule.MULTIPLE_RULES
+        super().__init__(message, reason=reason, **metadata)
         self.violations = found
 
     @classmethod
@@ -92,6 +125,34 @@ class InvalidArgument(MirrorError):
         """One error carrying several violations; the message lists them all."""
         text = "; ".join(f"{v.field}: {v.description}" for v in violations)
         return cls(text, violations=violations)
+
+
+class Violations:
+    """Collects the violations of several checks, so one answer names every bad field.
+
+    `check(fn, ...)` runs a validator that raises InvalidArgument and keeps its violations
+    (returning None) instead of stopping at the first bad field, e.g. an invalid id.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[FieldViolation] = []
+
+    def check(self, validate: Callable[..., T], *args: object, **kwargs: object) -> T | None:
+        try:
+            return validate(*args, **kwargs)
+        except InvalidArgument as exc:
+            self.found += exc.violations or [FieldViolation("", exc.message, exc.reason)]
+            return None
+
+    def add(self, field: str, description: str, reason: str = Rule.INVALID_VALUE) -> None:
+        self.found.append(FieldViolation(field, description, reason))
+
+    def extend(self, violations: list[FieldViolation]) -> None:
+        self.found += violations
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise InvalidArgument.of(self.found)
 
 
 class FailedPrecondition(MirrorError):
@@ -174,3 +235,19 @@ class DigestMismatch(UpstreamError):
 
     reason = "DIGEST_MISMATCH"
     code = "DATA_LOSS"
+
+
+class DatabaseUnavailable(MirrorError):
+    """The database of record cannot be reached (stopped, restarting, network down).
+
+    Retryable: the server reconnects by itself once the database answers again."""
+
+    reason = "DATABASE_UNAVAILABLE"
+    code = "UNAVAILABLE"
+
+
+class ContentCollected(MirrorError):
+    """Content a task relied on was garbage-collected while it ran; running it again works."""
+
+    reason = "CONTENT_COLLECTED"
+    code = "ABORTED"

@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 
 ID_PATTERN = r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?"
 _ID = re.compile(ID_PATTERN)
@@ -21,14 +21,24 @@ ID_RULE = "must be 1-128 characters of a-z, 0-9, '.', '_', '-', starting and end
 def check_id(value: str, field: str) -> str:
     """Return `value` if it is a valid resource id, else raise InvalidArgument on `field`."""
     if not _ID.fullmatch(value or ""):
-        raise InvalidArgument(f"invalid id {value!r}: {ID_RULE}", field=field, id=value)
+        raise InvalidArgument(
+            f"invalid id {value!r}: {ID_RULE}",
+            field=field,
+            reason=Rule.INVALID_RESOURCE_ID,
+            id=value,
+        )
     return value
 
 
 def _split(name: str, collection: str, field: str) -> str:
     prefix = collection + "/"
     if not name.startswith(prefix):
-        raise InvalidArgument(f"expected {collection}/{{id}}, got {name!r}", field=field, name=name)
+        raise InvalidArgument(
+            f"expected {collection}/{{id}}, got {name!r}",
+            field=field,
+            reason=Rule.INVALID_RESOURCE_NAME,
+            name=name,
+        )
     return check_id(name[len(prefix) :], field)
 
 
@@ -93,6 +103,7 @@ class VersionName:
             raise InvalidArgument(
                 f"expected repositories/{{id}}/versions/{{number}}, got {name!r}",
                 field=field,
+                reason=Rule.INVALID_RESOURCE_NAME,
                 name=name,
             )
         repository = RepositoryName.parse(head, field)
@@ -103,6 +114,7 @@ class VersionName:
                 f"version must be a non-negative number"
                 f"{' or latest' if allow_latest else ''}, got {tail!r}",
                 field=field,
+                reason=Rule.INVALID_RESOURCE_NAME,
                 name=name,
             )
         return cls(repository, int(tail))
@@ -130,7 +142,12 @@ class TaskName:
         except ValueError:
             parsed = None
         if collection != "tasks" or parsed is None or str(parsed) != tid:
-            raise InvalidArgument(f"expected tasks/{{uuid}}, got {name!r}", field=field, name=name)
+            raise InvalidArgument(
+                f"expected tasks/{{uuid}}, got {name!r}",
+                field=field,
+                reason=Rule.INVALID_RESOURCE_NAME,
+                name=name,
+            )
         return cls(tid)
 
     def __str__(self) -> str:

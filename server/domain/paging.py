@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -18,7 +18,9 @@ _VERSION = 1
 def page_size(requested: int) -> int:
     """0 means the default; above the maximum is coerced; negative is an error."""
     if requested < 0:
-        raise InvalidArgument(f"page_size must be >= 0, got {requested}", field="page_size")
+        raise InvalidArgument(
+            f"page_size must be >= 0, got {requested}", field="page_size", reason=Rule.OUT_OF_RANGE
+        )
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
@@ -59,9 +61,13 @@ def decode_page(requested_size: int, token: str, filters: dict[str, Any]) -> Pag
             raise ValueError("version")
         fingerprint, cursor = data["f"], data["c"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("page_token is malformed", field="page_token") from exc
+        raise InvalidArgument(
+            "page_token is malformed", field="page_token", reason=Rule.INVALID_PAGE_TOKEN
+        ) from exc
     if fingerprint != _fingerprint(filters):
         raise InvalidArgument(
-            "page_token was issued for a request with other parameters", field="page_token"
+            "page_token was issued for a request with other parameters",
+            field="page_token",
+            reason=Rule.INVALID_PAGE_TOKEN,
         )
     return PageRequest(size, cursor)

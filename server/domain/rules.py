@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from server.domain.digests import Digest
-from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.errors import FieldViolation, InvalidArgument, Rule
 from server.domain.resources import MAX_DOWNLOAD_CONCURRENCY, Remote
 
 # OCI distribution-spec: repository name components separated by "/".
@@ -60,24 +60,36 @@ def check_tag_pattern(pattern: str) -> str | None:
 
 def _check_url(value: str, field: str, required: bool) -> list[FieldViolation]:
     if not value:
-        return [FieldViolation(field, "is required")] if required else []
+        return [FieldViolation(field, "is required", Rule.REQUIRED_FIELD)] if required else []
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return [FieldViolation(field, "must not contain spaces or control characters")]
+        return [
+            FieldViolation(field, "must not contain spaces or control characters", Rule.INVALID_URL)
+        ]
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or 0 < parts.port < 65536
     except ValueError:
-        return [FieldViolation(field, f"not a valid URL: {value!r}")]
+        return [FieldViolation(field, f"not a valid URL: {value!r}", Rule.INVALID_URL)]
     if parts.scheme not in ("http", "https"):
-        return [FieldViolation(field, f"scheme must be http or https, got {parts.scheme!r}")]
+        return [
+            FieldViolation(
+                field, f"scheme must be http or https, got {parts.scheme!r}", Rule.INVALID_URL
+            )
+        ]
     if not parts.hostname or not port_ok:
-        return [FieldViolation(field, f"needs a host (and a valid port): {value!r}")]
+        return [
+            FieldViolation(field, f"needs a host (and a valid port): {value!r}", Rule.INVALID_URL)
+        ]
     if parts.query or parts.fragment:
-        return [FieldViolation(field, "must not carry a query or fragment")]
+        return [FieldViolation(field, "must not carry a query or fragment", Rule.INVALID_URL)]
     if parts.username is not None or parts.password is not None:
         # Credentials in a URL would be echoed in responses, errors and logs.
         return [
-            FieldViolation(field, "must not carry credentials; use the username/password fields")
+            FieldViolation(
+                field,
+                "must not carry credentials; use the username/password fields",
+                Rule.INVALID_URL,
+            )
         ]
     return []
 
@@ -89,13 +101,14 @@ def remote_violations(remote: Remote) -> list[FieldViolation]:
     bad += _check_url(remote.proxy_url, "remote.proxy_url", required=False)
     bad += _check_url(remote.sigstore, "remote.sigstore", required=False)
     if not remote.upstream_name:
-        bad.append(FieldViolation("remote.upstream_name", "is required"))
+        bad.append(FieldViolation("remote.upstream_name", "is required", Rule.REQUIRED_FIELD))
     elif not is_oci_name(remote.upstream_name):
         bad.append(
             FieldViolation(
                 "remote.upstream_name",
                 f"{remote.upstream_name!r} is not an OCI repository name "
                 "(lower-case components separated by /, e.g. library/hello-world)",
+                Rule.INVALID_REPOSITORY_PATH,
             )
         )
     for kind, patterns in (
@@ -104,13 +117,18 @@ def remote_violations(remote: Remote) -> list[FieldViolation]:
     ):
         for i, pattern in enumerate(patterns):
             if (why := check_tag_pattern(pattern)) is not None:
-                bad.append(FieldViolation(f"remote.{kind}[{i}]", f"{pattern!r}: {why}"))
+                bad.append(
+                    FieldViolation(
+                        f"remote.{kind}[{i}]", f"{pattern!r}: {why}", Rule.INVALID_TAG_FILTER
+                    )
+                )
     if not 1 <= remote.download_concurrency <= MAX_DOWNLOAD_CONCURRENCY:
         bad.append(
             FieldViolation(
                 "remote.download_concurrency",
                 f"must be between 1 and {MAX_DOWNLOAD_CONCURRENCY}, "
                 f"got {remote.download_concurrency}",
+                Rule.OUT_OF_RANGE,
             )
         )
     if not 0 <= remote.max_retries <= MAX_RETRIES_LIMIT:
@@ -118,31 +136,55 @@ def remote_violations(remote: Remote) -> list[FieldViolation]:
             FieldViolation(
                 "remote.max_retries",
                 f"must be between 0 and {MAX_RETRIES_LIMIT}, got {remote.max_retries}",
+                Rule.OUT_OF_RANGE,
             )
         )
     for field in ("connect_timeout", "sock_read_timeout", "total_timeout", "rate_limit"):
         value = getattr(remote, field)
         if not math.isfinite(value) or value < 0:
             bad.append(
-                FieldViolation(f"remote.{field}", f"must be a finite number >= 0, got {value}")
+                FieldViolation(
+                    f"remote.{field}",
+                    f"must be a finite number >= 0, got {value}",
+                    Rule.OUT_OF_RANGE,
+                )
             )
     for key, value in remote.headers:
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
-            bad.append(FieldViolation("remote.headers", f"value of {key!r} has control characters"))
+            bad.append(
+                FieldViolation(
+                    "remote.headers",
+                    f"value of {key!r} has control characters",
+                    Rule.INVALID_HEADER,
+                )
+            )
         if not _HEADER_NAME.fullmatch(key):
-            bad.append(FieldViolation("remote.headers", f"{key!r} is not a valid header name"))
+            bad.append(
+                FieldViolation(
+                    "remote.headers", f"{key!r} is not a valid header name", Rule.INVALID_HEADER
+                )
+            )
         elif key.lower() in _RESERVED_HEADERS:
-            bad.append(FieldViolation("remote.headers", f"{key!r} is managed by the server"))
+            bad.append(
+                FieldViolation(
+                    "remote.headers", f"{key!r} is managed by the server", Rule.INVALID_HEADER
+                )
+            )
     if bool(remote.ssl_client_certificate) != bool(remote.ssl_client_key):
         bad.append(
             FieldViolation(
                 "remote.ssl_client_key",
                 "ssl_client_certificate and ssl_client_key must be set together",
+                Rule.INCOMPATIBLE_FIELDS,
             )
         )
     for i, host in enumerate(remote.token_realm_allowlist):
         if not host or "/" in host or " " in host:
-            bad.append(FieldViolation(f"remote.token_realm_allowlist[{i}]", "must be a host name"))
+            bad.append(
+                FieldViolation(
+                    f"remote.token_realm_allowlist[{i}]", "must be a host name", Rule.INVALID_VALUE
+                )
+            )
     return bad
 
 

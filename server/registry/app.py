@@ -20,22 +20,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from server.domain.digests import Digest
+from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import MAX_MANIFEST_BYTES, OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
+from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
 from server.registry.push import Pusher
+from server.registry.ranges import RangeKind, classify_range
 from server.storage.blobs import BlobStorage
-from server.store.serving import Served, ServedManifest, ServingQueries
+from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
-SERVING = web.AppKey("serving", ServingQueries)
+SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStorage)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
@@ -66,14 +70,18 @@ def _page_args(request: web.Request) -> tuple[int | None, str] | web.Response:
 def _paged(request: web.Request, key: str, items: list[str], limit: int | None) -> web.Response:
     """A JSON list page with a `Link: <...>; rel="next"` header when more follow."""
     headers = dict(API_VERSION)
-    if limit is not None and len(items) > limit:
+    if limit == 0:
+        items = []  # `n=0` asks for an empty page (and no Link: there is no last entry)
+    elif limit is not None and len(items) > limit:
         items = items[:limit]
         query = urlencode({"n": limit, "last": items[-1]})
         headers["Link"] = f'<{request.path}?{query}>; rel="next"'
     body: dict[str, Any] = {key: items}
     if key == "tags":
         body = {"name": request.match_info["name"], "tags": items}
-    return web.json_response(body, headers=headers)
+    # Compact, newline-terminated: byte for byte what distribution's JSON encoder writes.
+    text = json.dumps(body, separators=(",", ":")) + "\n"
+    return web.Response(text=text, content_type="application/json", headers=headers)
 
 
 async def base(request: web.Request) -> web.Response:
@@ -85,6 +93,8 @@ async def catalog(request: web.Request) -> web.Response:
     if isinstance(page, web.Response):
         return page
     limit, last = page
+    if limit == 0:
+        return _paged(request, "repositories", [], 0)
     found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
     return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
 
@@ -150,8 +160,7 @@ async def blob(request: web.Request) -> web.StreamResponse:
     # for If-None-Match; the digest travels in Docker-Content-Digest.
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
     if storage.has(digest):
-        headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+        return await _file_response(request, storage, digest, headers)
     remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
     if remote is None:
         return errors.error_response(
@@ -170,8 +179,25 @@ async def blob(request: web.Request) -> web.StreamResponse:
     blob_descriptor = descriptor(raw, found.size, found.media_type)
     response = await pull.serve(request, remote, blob_descriptor)
     if response is None:  # another pull stored it meanwhile
-        headers["Content-Type"] = "application/octet-stream"
-        return web.FileResponse(storage.path(digest), headers=headers)
+        return await _file_response(request, storage, digest, headers)
+    return response
+
+
+async def _file_response(
+    request: web.Request, storage: BlobStorage, digest: Digest, headers: dict[str, str]
+) -> web.StreamResponse:
+    """A stored blob, with RFC 9110's Range rules (see `ranges.py`) on top of FileResponse."""
+    headers = {**headers, "Content-Type": "application/octet-stream"}
+    kind = classify_range(request.headers.get("Range"))
+    if kind is RangeKind.UNSATISFIABLE:
+        size = storage.path(digest).stat().st_size
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    response = web.FileResponse(storage.path(digest), headers=headers)
+    if kind is RangeKind.IGNORE:
+        # Prepared here against a copy without the header; aiohttp then sees it prepared.
+        plain = CIMultiDict(request.headers)
+        plain.popall("Range", None)
+        await response.prepare(request.clone(headers=plain))
     return response
 
 
@@ -265,6 +291,11 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         return await unsupported(request)
     except web.HTTPException:
         raise
+    except DatabaseUnavailable as exc:
+        # A pull client retries a 503; the details name the database, never its credentials.
+        return errors.error_response(
+            errors.UNAVAILABLE, exc.metadata, head=_head(request), message=exc.message
+        )
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return web.json_response(
@@ -274,14 +305,20 @@ async def no_internal_errors(request: web.Request, handler: Any) -> web.StreamRe
         )
 
 
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: browsers must not sniff a blob (user-supplied bytes) into HTML."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
 def build_registry_app(
-    serving: ServingQueries,
+    serving: ServingCache,
     storage: BlobStorage,
     pull_through: PullThrough,
     pusher: Pusher | None = None,
 ) -> web.Application:
     # Manifest PUTs are read with their own 4 MiB limit; blob bodies are streamed.
     app = web.Application(middlewares=[no_internal_errors], client_max_size=MAX_MANIFEST_BYTES)
+    app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
@@ -317,6 +354,3 @@ def build_registry_app(
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         app.router.add_route(method, "/v2/{tail:.*}", unsupported)
     return app
-
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'

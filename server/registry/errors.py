@@ -6,11 +6,14 @@ https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-code
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from server.domain.errors import MirrorError, UpstreamAuthError, UpstreamUnavailable
+
+log = logging.getLogger("mirror.registry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,12 @@ def error_response(
 
 
 def upstream_error_response(exc: MirrorError, head: bool = False) -> web.Response:
-    """A pull-through failure, as the client should see it."""
+    """A pull-through failure, as an anonymous puller may see it: the spec's code and its
+    generic message. The upstream's host, status and body are for the server log only (a
+    puller must not learn where a mirror fetches from, nor read an upstream's error pages)."""
+    log.warning("pull-through failed (%s): %s", exc.reason, exc.message)
     if isinstance(exc, UpstreamUnavailable) and exc.status == 429:
-        return error_response(TOOMANYREQUESTS, exc.metadata, head=head, message=exc.message)
+        return error_response(TOOMANYREQUESTS, head=head)
     if isinstance(exc, UpstreamAuthError):
-        return error_response(DENIED, exc.metadata, head=head, message=exc.message)
-    return error_response(UNAVAILABLE, exc.metadata, head=head, message=exc.message)
+        return error_response(DENIED, head=head)
+    return error_response(UNAVAILABLE, head=head)

@@ -15,7 +15,7 @@ from server.domain.content import (
     TagInfo,
 )
 from server.domain.digests import Digest
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 from server.domain.names import VersionName
 from server.domain.plan import ContentKey
 from server.domain.resources import CONTENT_TYPES, SIGNATURE
@@ -38,6 +38,7 @@ def _content_type(value: str) -> str:
         raise InvalidArgument(
             f"content_type must be one of {', '.join(CONTENT_TYPES)}, got {value!r}",
             field="content_type",
+            reason=Rule.INVALID_ENUM_VALUE,
         )
     return value
 
@@ -115,13 +116,18 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
         name = VersionName.parse(request.parent, "parent")
         content_type = _content_type(request.content_type)
         if request.membership not in _MEMBERSHIP:
-            raise InvalidArgument(f"unknown membership {request.membership}", field="membership")
+            raise InvalidArgument(
+                f"unknown membership {request.membership}",
+                field="membership",
+                reason=Rule.INVALID_ENUM_VALUE,
+            )
         if request.manifest_digest:
             Digest.parse(request.manifest_digest, "manifest_digest")
             if content_type not in ("", SIGNATURE):
                 raise InvalidArgument(
                     "manifest_digest filters signatures; content_type must be container.signature",
                     field="manifest_digest",
+                    reason=Rule.INCOMPATIBLE_FIELDS,
                 )
             content_type = SIGNATURE
         filters = {
@@ -161,6 +167,7 @@ class ContentServicer(pb_grpc.ContentServiceServicer):
             raise InvalidArgument(
                 "base_version and target_version must belong to the same repository",
                 field="target_version",
+                reason=Rule.INCOMPATIBLE_FIELDS,
             )
         content_type = _content_type(request.content_type)
         filters = {

@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos import mirror_pb2 as pb
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 from server.domain.resources import (
     DEFAULT_DOWNLOAD_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -56,7 +56,9 @@ def policy_from_pb(value: int, field: str = "remote.policy") -> Policy:
     try:
         return _POLICY_FROM_PB[value]
     except KeyError:
-        raise InvalidArgument(f"unknown policy value {value}", field=field) from None
+        raise InvalidArgument(
+            f"unknown policy value {value}", field=field, reason=Rule.INVALID_ENUM_VALUE
+        ) from None
 
 
 def task_state_from_pb(value: int, field: str = "state") -> TaskState | None:
@@ -65,7 +67,9 @@ def task_state_from_pb(value: int, field: str = "state") -> TaskState | None:
     try:
         return _TASK_STATE_FROM_PB[value]
     except KeyError:
-        raise InvalidArgument(f"unknown task state value {value}", field=field) from None
+        raise InvalidArgument(
+            f"unknown task state value {value}", field=field, reason=Rule.INVALID_ENUM_VALUE
+        ) from None
 
 
 def repository_to_pb(repo: Repository) -> pb.Repository:

@@ -9,7 +9,7 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.errors import FieldViolation, InvalidArgument, Rule, Violations
 from server.domain.names import DistributionName, RepositoryName, VersionName, check_id
 from server.domain.resources import Distribution
 from server.domain.rules import is_oci_name
@@ -31,6 +31,7 @@ def _target(msg: pb.Distribution, field: str) -> tuple[str, int | None]:
                 FieldViolation(
                     f"{field}.repository",
                     "set exactly one of repository (follows the latest version) or version",
+                    Rule.INCOMPATIBLE_FIELDS,
                 )
             ]
         )
@@ -46,6 +47,7 @@ def _check_base_path(value: str, field: str) -> str:
             f"base_path {value!r} is not a valid OCI repository name "
             "(lower-case components separated by /)",
             field=field,
+            reason=Rule.INVALID_REPOSITORY_PATH,
         )
     return value
 
@@ -75,10 +77,14 @@ class DistributionServicer(pb_grpc.DistributionServiceServicer):
     async def CreateDistribution(
         self, request: pb.CreateDistributionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateDistributionResponse:
-        distribution_id = check_id(request.distribution_id, "distribution_id")
         msg = request.distribution
-        base_path = _check_base_path(msg.base_path, "distribution.base_path")
-        repository_id, version = _target(msg, "distribution")
+        bad = Violations()
+        distribution_id = bad.check(check_id, request.distribution_id, "distribution_id")
+        base_path = bad.check(_check_base_path, msg.base_path, "distribution.base_path")
+        target = bad.check(_target, msg, "distribution")
+        bad.raise_if_any()
+        assert distribution_id is not None and base_path is not None and target is not None
+        repository_id, version = target
         created = await self._distributions.create(
             Distribution(
                 distribution_id=distribution_id,

@@ -18,6 +18,7 @@ from server.domain.errors import (
     FieldViolation,
     InvalidArgument,
     MirrorError,
+    Rule,
     UpstreamUnavailable,
 )
 
@@ -51,7 +52,7 @@ def to_status(exc: MirrorError) -> grpc.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
+                            field=v.field, description=v.description, reason=v.reason
                         )
                         for v in exc.violations
                     ]
@@ -110,7 +111,10 @@ def check_request_text(request: object) -> None:
     """No request may carry NUL characters in its text: reject them as bad input."""
     if isinstance(request, Message) and (fields := _nul_fields(request)):
         raise InvalidArgument.of(
-            [FieldViolation(f, "must not contain NUL characters") for f in dict.fromkeys(fields)]
+            [
+                FieldViolation(f, "must not contain NUL characters", Rule.INVALID_TEXT)
+                for f in dict.fromkeys(fields)
+            ]
         )
 
 

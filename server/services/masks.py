@@ -6,7 +6,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
-from server.domain.errors import FieldViolation, InvalidArgument
+from server.domain.errors import FieldViolation, InvalidArgument, Rule
 
 
 def resolve_mask(
@@ -34,9 +34,11 @@ def resolve_mask(
         if path in output_only:
             continue
         if path not in descriptor.fields_by_name:
-            bad.append(FieldViolation(field, f"unknown field {path!r}"))
+            bad.append(FieldViolation(field, f"unknown field {path!r}", Rule.INVALID_FIELD_MASK))
         elif path not in mutable:
-            bad.append(FieldViolation(field, f"field {path!r} cannot be updated"))
+            bad.append(
+                FieldViolation(field, f"field {path!r} cannot be updated", Rule.INVALID_FIELD_MASK)
+            )
         elif path not in paths:
             paths.append(path)
     if bad:

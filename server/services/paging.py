@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule
 from server.domain.paging import PageRequest, decode_page, encode_token
 
 
@@ -45,7 +45,9 @@ def page_of(size: int, token: str, *, cursor: Callable[[Any], bool], **filters: 
     """
     page = decode_page(size, token, filters)
     if page.cursor is not None and not cursor(page.cursor):
-        raise InvalidArgument("page_token is malformed", field="page_token")
+        raise InvalidArgument(
+            "page_token is malformed", field="page_token", reason=Rule.INVALID_PAGE_TOKEN
+        )
     return page
 
 

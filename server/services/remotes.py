@@ -6,9 +6,9 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import InvalidArgument
+from server.domain.errors import Rule, Violations
 from server.domain.names import RemoteName, check_id
-from server.domain.rules import validate_remote
+from server.domain.rules import remote_violations, validate_remote
 from server.services import convert
 from server.services.errors import unary_errors
 from server.services.masks import resolve_mask
@@ -37,10 +37,16 @@ class RemoteServicer(pb_grpc.RemoteServiceServicer):
     async def CreateRemote(
         self, request: pb.CreateRemoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateRemoteResponse:
-        remote_id = check_id(request.remote_id, "remote_id")
+        # Every bad field in one answer: an invalid id does not hide a bad URL.
+        bad = Violations()
+        remote_id = bad.check(check_id, request.remote_id, "remote_id")
+        remote = None
         if not request.HasField("remote"):
-            raise InvalidArgument("remote is required", field="remote")
-        remote = validate_remote(convert.remote_from_pb(remote_id, request.remote))
+            bad.add("remote", "remote is required", Rule.REQUIRED_FIELD)
+        elif remote := bad.check(convert.remote_from_pb, remote_id or "", request.remote):
+            bad.extend(remote_violations(remote))
+        bad.raise_if_any()
+        assert remote is not None
         created = await self._remotes.create(remote)
         return pb.CreateRemoteResponse(remote=convert.remote_to_pb(created))
 
@@ -66,10 +72,17 @@ class RemoteServicer(pb_grpc.RemoteServiceServicer):
     async def UpdateRemote(
         self, request: pb.UpdateRemoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateRemoteResponse:
-        name = RemoteName.parse(request.remote.name, "remote.name")
-        paths = resolve_mask(
-            request.update_mask, request.remote, mutable=_MUTABLE, output_only=_OUTPUT_ONLY
+        bad = Violations()
+        name = bad.check(RemoteName.parse, request.remote.name, "remote.name")
+        paths = bad.check(
+            resolve_mask,
+            request.update_mask,
+            request.remote,
+            mutable=_MUTABLE,
+            output_only=_OUTPUT_ONLY,
         )
+        bad.raise_if_any()
+        assert name is not None and paths is not None
         current = await self._remotes.get(name.remote_id)
         update = convert.remote_from_pb(name.remote_id, request.remote)
         merged = validate_remote(merge(current, update, paths))

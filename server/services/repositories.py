@@ -6,7 +6,7 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import InvalidArgument
+from server.domain.errors import InvalidArgument, Rule, Violations
 from server.domain.names import RepositoryName, check_id
 from server.services import convert
 from server.services.errors import unary_errors
@@ -31,6 +31,7 @@ def _check_retain(value: int, field: str) -> int:
         raise InvalidArgument(
             f"retain_versions must be between 0 (keep all) and {MAX_RETAIN_VERSIONS}, got {value}",
             field=field,
+            reason=Rule.OUT_OF_RANGE,
         )
     return value
 
@@ -45,8 +46,13 @@ class RepositoryServicer(pb_grpc.RepositoryServiceServicer):
     async def CreateRepository(
         self, request: pb.CreateRepositoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateRepositoryResponse:
-        repository_id = check_id(request.repository_id, "repository_id")
-        retain = _check_retain(request.repository.retain_versions, "repository.retain_versions")
+        bad = Violations()
+        repository_id = bad.check(check_id, request.repository_id, "repository_id")
+        retain = bad.check(
+            _check_retain, request.repository.retain_versions, "repository.retain_versions"
+        )
+        bad.raise_if_any()
+        assert repository_id is not None and retain is not None
         repo = await self._repositories.create(
             repository_id, request.repository.description, retain
         )

@@ -9,7 +9,7 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import InvalidArgument
+from server.domain.errors import Rule, Violations
 from server.domain.names import RemoteName, RepositoryName
 from server.domain.tasks import Task
 from server.services import convert
@@ -42,15 +42,20 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
         self._runner = runner
 
     async def _start(self, request: pb.StartSyncRequest | pb.SyncRequest) -> Task:
-        repository = RepositoryName.parse(request.repository, "repository")
-        remote = RemoteName.parse(request.remote, "remote")
+        bad = Violations()
+        repository = bad.check(RepositoryName.parse, request.repository, "repository")
+        remote = bad.check(RemoteName.parse, request.remote, "remote")
         if request.request_id:
             try:
                 uuid.UUID(request.request_id)
             except ValueError:
-                raise InvalidArgument(
-                    f"request_id must be a UUID, got {request.request_id!r}", field="request_id"
-                ) from None
+                bad.add(
+                    "request_id",
+                    f"request_id must be a UUID, got {request.request_id!r}",
+                    Rule.INVALID_VALUE,
+                )
+        bad.raise_if_any()
+        assert repository is not None and remote is not None
         # Fail fast on unknown names rather than queue a task that can only fail.
         await self._repositories.get(repository.repository_id)
         await self._remotes.get(remote.remote_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from server.domain.errors import DatabaseUnavailable
+from server.store.availability import Availability, is_unreachable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,6 +61,28 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._serial = asyncio.Lock() if self.is_sqlite else None
+        self.availability = Availability(self.describe())
+
+    def describe(self) -> str:
+        """The database as an operator knows it, without credentials."""
+        if self.is_sqlite:
+            return f"SQLite database {self.url.database}"
+        where = f"{self.url.host or 'localhost'}:{self.url.port or 5432}"
+        return f"PostgreSQL database {self.url.database or ''} at {where}"
+
+    def unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """The domain error for a statement that failed because the database is unreachable
+        (and the process-wide flag set, so health and the task runner know at once)."""
+        self.availability.mark_down(exc)
+        return DatabaseUnavailable(
+            f"the {self.describe()} is unreachable; retry when it is back",
+            database=self.describe(),
+        )
+
+    async def probe(self) -> None:
+        """One round trip; raises whatever the driver raises when the database is away."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     @contextlib.asynccontextmanager
     async def serialized(self) -> AsyncIterator[None]:
@@ -71,9 +96,20 @@ class Database:
         async with self._serial:
             yield
 
-    def session(self) -> AsyncSession:
-        """A new session; use as `async with db.session() as s, s.begin(): ...`."""
-        return self.sessions()
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A new session; use as `async with db.session() as s, s.begin(): ...`.
+
+        The one place driver errors meet the domain: a lost or refused connection leaves as
+        `DatabaseUnavailable` (UNAVAILABLE, naming the database), never as a SQLAlchemy error.
+        """
+        try:
+            async with self.sessions() as session:
+                yield session
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise self.unavailable(exc) from exc
+            raise
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""

@@ -316,3 +316,14 @@ class StagedBlobRow(Base):
     digest: Mapped[str] = mapped_column(String(140), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ServingGenerationRow(Base):
+    """One row (id 1) whose `value` triggers bump whenever what distributions serve changes:
+    the registry endpoint's in-memory cache is valid while it reads the same value
+    (migration 0008 has the triggers; server/registry/cache.py the reader)."""
+
+    __tablename__ = "serving_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

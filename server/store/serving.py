@@ -58,6 +58,15 @@ class ServingQueries:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def generation(self) -> int:
+        """The serving generation (migration 0008): it changes, in the same transaction,
+        with anything that changes what a base path serves. A core connection and one
+        driver-level statement: this runs for (nearly) every registry request."""
+        async with self._autocommit.connect() as conn:  # no BEGIN/ROLLBACK round trips
+            result = await conn.exec_driver_sql("SELECT value FROM serving_generation WHERE id = 1")
+            return int(result.scalar_one())
 
     async def resolve(self, base_path: str) -> Served | None:
         async with self._db.session() as session:

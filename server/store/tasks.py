@@ -294,12 +294,18 @@ class TaskStore:
                 )
         return to_domain(row)
 
-    async def fail_orphans(self, stale_before: datetime | None) -> int:
+    async def wait_available(self) -> None:
+        """Return once the database answers again (at once when it does)."""
+        await self._db.availability.wait_up()
+
+    async def fail_orphans(self, stale_before: datetime | None, *, exclude_worker: str = "") -> int:
         """Mark FAILED the running tasks whose worker died (all of them when `stale_before` is
         None: the embedded single-process case at start-up)."""
         query = update(TaskRow).where(TaskRow.state == TaskState.RUNNING.value)
         if stale_before is not None:
             query = query.where(TaskRow.heartbeat_time < stale_before)
+        if exclude_worker:
+            query = query.where(TaskRow.worker != exclude_worker)
         query = query.values(
             state=TaskState.FAILED.value,
             finish_time=utcnow(),

@@ -15,14 +15,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from server.domain.errors import MirrorError, leaves
+from server.domain.errors import DatabaseUnavailable, MirrorError, leaves
 from server.domain.tasks import ProgressState, Task, TaskError, TaskState
 from server.store.schema import utcnow
 from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
 from server.tasks.context import TaskContext
 from server.tasks.events import EventKind, TaskEvent, TaskEvents
+from server.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+throttled = ThrottledLog(log)
 
 # A handler runs one task and returns the names of the resources it created.
 Handler = Callable[[TaskContext], Awaitable[tuple[str, ...]]]
@@ -98,9 +100,16 @@ class TaskRunner:
             await self._slots.acquire()
             try:
                 task = await self._store.claim(self.worker_id, kinds)
+            except DatabaseUnavailable as exc:
+                self._slots.release()
+                throttled.log("claim-db", logging.WARNING, "not claiming tasks: %s", exc.message)
+                await self._store.wait_available()
+                continue
             except Exception:
                 self._slots.release()
-                log.exception("claiming a task failed; retrying")
+                throttled.log(
+                    "claim", logging.ERROR, "claiming a task failed; retrying", exc_info=True
+                )
                 await asyncio.sleep(POLL_INTERVAL)
                 continue
             if task is None:
@@ -165,9 +174,9 @@ class TaskRunner:
                     for p in snapshot.progress
                 ),
             )
-        final = await asyncio.shield(
-            self._store.finish(snapshot, self.worker_id, state, error, created)
-        )
+        final = await asyncio.shield(self._record_end(snapshot, state, error, created))
+        if final is None:
+            return
         log.info(
             "task %s %s%s",
             task.name,
@@ -177,13 +186,43 @@ class TaskRunner:
         self._events.publish(TaskEvent(EventKind.FINISHED, final))
         self.wake()
 
+    async def _record_end(
+        self,
+        snapshot: Task,
+        state: TaskState,
+        error: TaskError | None,
+        created: tuple[str, ...],
+    ) -> Task | None:
+        """Write the final state, waiting for the database if it is away: the task ends with
+        its true cause the moment the row can be written, rather than waiting to be found
+        stale and failed as SERVER_RESTARTED. None when the server stops first (the next
+        start fails the row)."""
+        while True:
+            try:
+                return await self._store.finish(snapshot, self.worker_id, state, error, created)
+            except DatabaseUnavailable as exc:
+                throttled.log(
+                    f"finish-{snapshot.task_id}",
+                    logging.WARNING,
+                    "task %s ended %s; recording it when the database is back (%s)",
+                    snapshot.name,
+                    state.value,
+                    exc.message,
+                )
+                if self._stopping:
+                    return None
+                await self._store.wait_available()
+                await asyncio.sleep(0.1)  # the probe said up; do not spin if it flaps
+
     async def _watchdog_loop(self) -> None:
         while True:
             await asyncio.sleep(WATCHDOG_INTERVAL)
             try:
                 await self._watchdog_once()
+            except DatabaseUnavailable as exc:
+                throttled.log("watchdog-db", logging.WARNING, "task watchdog: %s", exc.message)
             except Exception:
-                log.exception("task watchdog failed; retrying")
+                throttled.log("watchdog", logging.ERROR, "task watchdog failed", exc_info=True)
 
     async def _watchdog_once(self) -> None:
         if self._running:
@@ -192,4 +231,8 @@ class TaskRunner:
                 if context.cancel_requested:
                     runner.cancel()
         if not self._fail_all_at_start:
-            await self._store.fail_orphans(utcnow() - HEARTBEAT_STALE_AFTER)
+            # Never our own tasks: after a long database outage their heartbeats are stale
+            # too, but this process is alive and records their true end itself.
+            await self._store.fail_orphans(
+                utcnow() - HEARTBEAT_STALE_AFTER, exclude_worker=self.worker_id
+            )

@@ -46,6 +46,7 @@ class ServerProcess:
     address: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    registry_address: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -83,7 +84,7 @@ def start_server(workdir: Path) -> ServerProcess:
             cwd=workdir,
             env=clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc)
+    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc, f"127.0.0.1:{registry_port}")
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -367,3 +368,64 @@ def test_sigterm_stops_cleanly_and_every_rpc_is_logged(
     ], log
     assert SECRET not in log
     assert "Traceback" not in log, log
+
+
+def run_server(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to its end (for start-up failures and --help)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [PYTHON, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+        env=clean_env(),
+        check=False,
+    )
+
+
+def test_a_taken_port_is_a_one_line_error(server: ServerProcess, tmp_path: Path) -> None:
+    """A second server on a taken port (either one) says so in one line and exits 3; it
+    never shares the port (grpc's SO_REUSEPORT is off) nor touches its data directory."""
+    ok(ctl(server, "repository", "create", "e2e-first-server"))
+    cases = [
+        (server.address, f"127.0.0.1:{free_port()}", f"{server.address} for gRPC"),
+        (
+            f"127.0.0.1:{free_port()}",
+            server.registry_address,
+            f"{server.registry_address} for the registry",
+        ),
+    ]
+    for grpc_address, registry_address, where in cases:
+        data = tmp_path / "second-data"
+        result = run_server(
+            tmp_path,
+            "--grpc-address",
+            grpc_address,
+            "--registry-address",
+            registry_address,
+            "--data-dir",
+            str(data),
+        )
+        assert result.returncode == 3, result
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"mirror-server: error: cannot listen on {where}: Address already in use"
+        ], result.stderr
+        assert not data.exists()
+    # Every call still reaches the first server's database.
+    for _ in range(5):
+        listed = as_json(ctl(server, "-o", "json", "repository", "list"))
+        assert "repositories/e2e-first-server" in [r["name"] for r in listed]
+
+
+def test_server_help_names_every_variable_of_the_readme(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    variables = re.findall(r"^\| `--[a-z-]+` \| `(MIRROR_[A-Z_]+)` \|", section, re.MULTILINE)
+    assert len(variables) >= 6, section
+    result = run_server(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: mirror-server" in result.stdout
+    for variable in variables:
+        assert variable in result.stdout, variable

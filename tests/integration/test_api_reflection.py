@@ -8,6 +8,10 @@ runs on stays free.
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,6 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from protos import mirror_pb2 as pb
+from protos import mirror_pb2_grpc as pb_grpc
 
 MIRROR_SERVICES = sorted(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 
@@ -49,7 +54,12 @@ def _reflect(target: str) -> tuple[list[str], dict[str, list[str]], str]:
 async def test_reflection_and_health(grpc_target: str) -> None:
     services, methods, filename = await asyncio.to_thread(_reflect, grpc_target)
     assert sorted(services) == sorted(
-        [*MIRROR_SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
+        [
+            *MIRROR_SERVICES,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
     )
     assert len(MIRROR_SERVICES) == 8
     for name in MIRROR_SERVICES:
@@ -75,3 +85,36 @@ async def test_reflection_and_health(grpc_target: str) -> None:
             assert err.code() is grpc.StatusCode.NOT_FOUND
         else:
             raise AssertionError("an unknown service must not be reported healthy")
+
+
+BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+async def test_buf_curl_through_either_reflection_version(grpc_target: str, protocol: str) -> None:
+    """`buf curl` (a real client, v1 first by default) calls a method it knows only by
+    reflection, through each reflection version on its own."""
+    buf = str(BUF) if BUF.exists() else shutil.which("buf")
+    if buf is None:
+        pytest.skip("buf is not installed (npm ci installs it)")
+    async with grpc.aio.insecure_channel(grpc_target) as channel:
+        stub = pb_grpc.RepositoryServiceStub(channel)
+        await stub.CreateRepository(pb.CreateRepositoryRequest(repository_id="reflected"))
+    proc = await asyncio.create_subprocess_exec(
+        buf,
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "--reflect-protocol",
+        protocol,
+        "--data",
+        '{"name": "repositories/reflected"}',
+        f"http://{grpc_target}/mirror.v1.RepositoryService/GetRepository",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["repository"]["name"] == "repositories/reflected"

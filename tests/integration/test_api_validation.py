@@ -27,6 +27,7 @@ from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import build_services, start_grpc
 from server.config import Settings
+from server.domain.errors import Rule
 from tests.conftest import fresh_database_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -636,9 +637,61 @@ async def test_invalid_argument_names_the_field(target: Target, row: Case) -> No
         await invoke(target.address, row.rpc, row.request)
     err = info.value
     assert err.code is grpc.StatusCode.INVALID_ARGUMENT, str(err)
-    assert (err.domain, err.reason) == (DOMAIN, "INVALID_ARGUMENT"), str(err)
     assert [field for field, _ in err.field_violations] == [row.field], str(err)
     assert all(description for _, description in err.field_violations), str(err)
+    # The reason names the rule broken, the same in ErrorInfo and in the one violation.
+    assert err.domain == DOMAIN, str(err)
+    assert err.reason in RULES, str(err)
+    assert [v.reason for v in err.violations] == [err.reason], str(err)
+
+
+RULES = {
+    value for name, value in vars(Rule).items() if name.isupper() and value != "MULTIPLE_RULES"
+}
+
+
+@pytest.mark.parametrize("bad_id", ["UPPER", "-x", ""])
+async def test_bad_id_is_invalid_resource_id(target: Target, bad_id: str) -> None:
+    with pytest.raises(MirrorClientError) as info:
+        await invoke(
+            target.address,
+            "RepositoryService/CreateRepository",
+            pb.CreateRepositoryRequest(repository_id=bad_id),
+        )
+    assert info.value.reason == "INVALID_RESOURCE_ID", str(info.value)
+
+
+async def test_an_invalid_id_does_not_hide_other_bad_fields(target: Target) -> None:
+    request = pb.CreateRemoteRequest(
+        remote_id="Bad Id", remote=pb.Remote(url="ftp://x", upstream_name="library/hello")
+    )
+    with pytest.raises(MirrorClientError) as info:
+        await invoke(target.address, "RemoteService/CreateRemote", request)
+    err = info.value
+    assert err.reason == "MULTIPLE_RULES", str(err)
+    assert [(v.field, v.reason) for v in err.violations] == [
+        ("remote_id", "INVALID_RESOURCE_ID"),
+        ("remote.url", "INVALID_URL"),
+    ]
+    request = pb.CreateDistributionRequest(
+        distribution_id="-x", distribution=pb.Distribution(base_path="UP", repository="r")
+    )
+    with pytest.raises(MirrorClientError) as info:
+        await invoke(target.address, "DistributionService/CreateDistribution", request)
+    assert [(v.field, v.reason) for v in info.value.violations] == [
+        ("distribution_id", "INVALID_RESOURCE_ID"),
+        ("distribution.base_path", "INVALID_REPOSITORY_PATH"),
+        ("distribution.repository", "INVALID_RESOURCE_NAME"),
+    ]
+    request = pb.CreateRepositoryRequest(
+        repository_id="A", repository=pb.Repository(retain_versions=-1)
+    )
+    with pytest.raises(MirrorClientError) as info:
+        await invoke(target.address, "RepositoryService/CreateRepository", request)
+    assert [(v.field, v.reason) for v in info.value.violations] == [
+        ("repository_id", "INVALID_RESOURCE_ID"),
+        ("repository.retain_versions", "VALUE_OUT_OF_RANGE"),
+    ]
 
 
 async def test_every_violation_is_reported_at_once(target: Target) -> None:

@@ -142,7 +142,7 @@ def test_rich_status_becomes_client_error(harness: Harness) -> None:
     assert err.retry_delay == 2.5
     assert err.__cause__ is None and err.__suppress_context__
     assert str(err) == (
-        'NOT_FOUND: repository "x" not found [reason=REPOSITORY_NOT_FOUND repository=x] '
+        'NOT_FOUND: repository "x" not found [reason=REPOSITORY_NOT_FOUND] '
         "(field repository_id: must match [a-z0-9-]+) (retry in 2.5s)"
     )
     assert "\n" not in str(err)
@@ -191,6 +191,35 @@ def test_bad_request_with_several_violations_is_one_line() -> None:
         "INVALID_ARGUMENT: invalid remote [reason=INVALID_ARGUMENT] "
         "(field url: required; field remote.download_concurrency: must be 1..100)"
     )
+
+
+def test_violations_listed_in_the_message_print_once() -> None:
+    status = _rich_status(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "repository_id: invalid id 'Not_Valid': must be lower-case; remote.url: is required",
+        error_details_pb2.ErrorInfo(
+            reason="MULTIPLE_RULES", domain="mirror.v1", metadata={"id": "Not_Valid"}
+        ),
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="repository_id",
+                    description="invalid id 'Not_Valid': must be lower-case",
+                    reason="INVALID_RESOURCE_ID",
+                ),
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="remote.url", description="is required", reason="REQUIRED_FIELD"
+                ),
+            ]
+        ),
+    )
+    err = MirrorClientError.from_status(grpc.StatusCode.UNKNOWN, "", status)
+    assert str(err) == (
+        "INVALID_ARGUMENT [reason=MULTIPLE_RULES] (field repository_id: invalid id 'Not_Valid': "
+        "must be lower-case (INVALID_RESOURCE_ID); field remote.url: is required (REQUIRED_FIELD))"
+    )
+    assert str(err).count("Not_Valid") == 1
+    assert [v.reason for v in err.violations] == ["INVALID_RESOURCE_ID", "REQUIRED_FIELD"]
 
 
 # -- pagination ---------------------------------------------------------------------------

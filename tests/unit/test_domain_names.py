@@ -96,7 +96,7 @@ def test_default_field_is_name(cls: type, collection: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         cls.parse(f"{collection}/UPPER")
     assert info.value.violations[0].field == "name"
-    assert info.value.reason == "INVALID_ARGUMENT"
+    assert info.value.reason == "INVALID_RESOURCE_ID"
     assert info.value.code == "INVALID_ARGUMENT"
 
 

@@ -156,20 +156,30 @@ def test_status_code_reason_and_metadata(
 def test_invalid_argument_carries_bad_request() -> None:
     exc = InvalidArgument.of(
         [
-            FieldViolation("remote.url", "is required"),
-            FieldViolation("remote.include_tags[1]", "unbalanced [ ] in wildcard"),
+            FieldViolation("remote.url", "is required", "REQUIRED_FIELD"),
+            FieldViolation(
+                "remote.include_tags[1]", "unbalanced [ ] in wildcard", "INVALID_TAG_FILTER"
+            ),
         ]
     )
     status = to_status(exc)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     rich = decode(status)
     assert rich.code == code_pb2.INVALID_ARGUMENT
-    assert error_info(rich).reason == "INVALID_ARGUMENT"
+    # Two rules broken: the ErrorInfo says so, each violation names its own rule.
+    assert error_info(rich).reason == "MULTIPLE_RULES"
     (bad_request,) = unpack(rich, error_details_pb2.BadRequest)
-    assert [(v.field, v.description) for v in bad_request.field_violations] == [
-        ("remote.url", "is required"),
-        ("remote.include_tags[1]", "unbalanced [ ] in wildcard"),
+    assert [(v.field, v.description, v.reason) for v in bad_request.field_violations] == [
+        ("remote.url", "is required", "REQUIRED_FIELD"),
+        ("remote.include_tags[1]", "unbalanced [ ] in wildcard", "INVALID_TAG_FILTER"),
     ]
+
+
+def test_one_rule_broken_is_the_reason() -> None:
+    exc = InvalidArgument.of(
+        [FieldViolation("a", "x", "INVALID_URL"), FieldViolation("b", "y", "INVALID_URL")]
+    )
+    assert error_info(decode(to_status(exc))).reason == "INVALID_URL"
 
 
 def test_invalid_argument_single_field() -> None:
