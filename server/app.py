@@ -347,7 +347,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = new_grpc_server()
+    server = new_grpc_server(settings.limits)
     bind_grpc(server, settings.grpc_address)
     registry_socket = bind_registry(settings.registry_address)
     async with build_services(settings) as services:

@@ -349,9 +349,9 @@ class Pusher:
             return errors.error_response(errors.TAG_INVALID, {"tag": reference})
         if (request.content_length or 0) > MAX_MANIFEST_BYTES:
             return _too_big(request.content_length or 0)
-        data = await request.content.read(MAX_MANIFEST_BYTES + 1)
-        if len(data) > MAX_MANIFEST_BYTES:
-            return _too_big(len(data))
+        data = await _read_limited(request, MAX_MANIFEST_BYTES)
+        if data is None:
+            return _too_big(MAX_MANIFEST_BYTES + 1)
         if wanted is not None and Digest.of_bytes(data, wanted.algorithm) != wanted:
             return errors.error_response(
                 errors.DIGEST_INVALID,
@@ -483,6 +483,18 @@ class Pusher:
             except Exception:  # the next round retries; never stop sweeping
                 log.exception("sweeping blob uploads failed")
             await asyncio.sleep(interval)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it exceeds `limit` bytes (chunked bodies too)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _too_big(size: int) -> web.Response:

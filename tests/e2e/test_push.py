@@ -5,7 +5,9 @@ digests, missing blobs, mounts, 20 concurrent tag pushes). Versions through gRPC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -253,7 +255,39 @@ async def test_wrong_digest_missing_blob_and_cancel_leave_nothing(e2e: E2E) -> N
     ) as resp:
         assert resp.status == 400
         assert (await resp.json())["errors"][0]["code"] == "DIGEST_INVALID"
+    huge = b'{"schemaVersion": 2, "layers": [], "pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+    async with e2e.http.put(
+        e2e.url(f"/v2/{BASE}/manifests/huge"),
+        data=io.BytesIO(huge),
+        headers={"Content-Type": img.OCI_MANIFEST},
+    ) as resp:
+        assert resp.status == 413
+        assert (await resp.json())["errors"][0]["code"] == "MANIFEST_INVALID"
     assert [v.number for v in await versions(e2e)] == [0]
+
+
+async def test_an_idle_upload_expires_with_its_bytes(e2e: E2E, services: Services) -> None:
+    services.settings = dataclasses.replace(services.settings, upload_lifetime=1.0)
+    runner, port = await start_registry(services, "127.0.0.1:0")
+    e2e.base_url = f"http://127.0.0.1:{port}"
+    try:
+        await push_repository(e2e)
+        async with e2e.http.post(e2e.url(f"/v2/{BASE}/blobs/uploads/")) as resp:
+            location = resp.headers["Location"]
+        async with e2e.http.patch(e2e.url(location), data=b"partial") as resp:
+            assert resp.status == 202
+        assert len(uploads_left(e2e)) == 1
+        status = 0
+        async with asyncio.timeout(20):
+            while status != 404 or uploads_left(e2e):
+                await asyncio.sleep(0.2)
+                async with e2e.http.get(e2e.url(location)) as resp:
+                    status = resp.status
+        async with e2e.http.patch(e2e.url(location), data=b"more") as resp:
+            assert resp.status == 404
+            assert (await resp.json())["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    finally:
+        await runner.cleanup()
 
 
 async def upload(e2e: E2E, base: str, data: bytes) -> str:
