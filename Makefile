@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF ?= node_modules/.bin/buf
 
-.PHONY: venv run test test-quick lint format proto proto-check buf-lint bench bench-quick clean
+.PHONY: venv run test test-quick lint format proto proto-check sync-client buf-lint bench bench-quick clean
 
 venv: ## create the virtualenv with runtime and dev dependencies
 	bash scripts/bootstrap.sh
@@ -17,9 +17,10 @@ test: ## install what the tests need (registry, skopeo, PostgreSQL, buf) and run
 test-quick: venv ## unit tests only: no registry, no PostgreSQL
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-lint: venv ## ruff + generated-stub drift + buf lint
+lint: venv ## ruff + generated-stub and generated-client drift + buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/unasync_client.py --check
 	$(MAKE) proto-check
 	$(MAKE) buf-lint
 
@@ -29,6 +30,9 @@ format: venv
 
 proto: venv ## regenerate protos/mirror_pb2*.py from protos/mirror.proto
 	$(PY) -m grpc_tools.protoc -Iprotos=protos --python_out=. --pyi_out=. --grpc_python_out=. protos/mirror.proto
+
+sync-client: venv ## regenerate client/sync_client.py from the asyncio client/client.py
+	$(PY) scripts/unasync_client.py
 
 proto-check: ## fail when the committed stubs drift from the proto
 	$(MAKE) -s proto

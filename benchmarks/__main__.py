@@ -31,7 +31,7 @@ def _choices(allowed: tuple[str, ...]) -> argparse.Action | type:
     return parse  # type: ignore[return-value]
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | None, bool]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Sync benchmarks of the mirror service against a raw floor and skopeo.",
@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         "--quick", action="store_true", help="small workloads, 1 run (well under 2 minutes)"
     )
     parser.add_argument("--runs", type=int, help="runs per measurement (median); 3, quick: 1")
-    parser.add_argument("--workloads", type=_choices(WORKLOAD_NAMES), default=list(WORKLOAD_NAMES))
+    parser.add_argument(
+        "--workloads",
+        type=_choices(WORKLOAD_NAMES),
+        help="default: all; quick: all but many-tags-10k",
+    )
     parser.add_argument("--databases", type=_choices(DATABASES), default=list(DATABASES))
     parser.add_argument("--tools", type=_choices(TOOLS), default=list(TOOLS))
     parser.add_argument(
@@ -51,12 +55,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     )
     parser.add_argument(
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
-    )
-    parser.add_argument(
-        "--registry-workers",
-        type=int,
-        default=1,
-        help="registry worker processes of the served server (default 1)",
     )
     parser.add_argument(
         "--profile",
@@ -81,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
         metavar="FILE",
         help="measure nothing: print the table and targets of a results JSON file",
     )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="with --report: print the README's two tables (markdown) instead",
+    )
     args = parser.parse_args(argv)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1:
@@ -88,18 +91,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     options = Options(
         quick=args.quick,
         runs=runs,
-        workloads=args.workloads,
+        workloads=args.workloads
+        or [w for w in WORKLOAD_NAMES if not (args.quick and w == "many-tags-10k")],
         databases=args.databases,
         tools=args.tools,
         sections=args.sections,
         serving_seconds=args.serving_seconds or (2.0 if args.quick else 8.0),
-        registry_workers=args.registry_workers,
         profile=args.profile,
         skopeo_all_phases=args.skopeo_all_phases,
         keep=args.keep,
         results_dir=args.results_dir,
     )
-    return options, args.strict, args.report
+    return options, args.strict, args.report, args.markdown
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -134,9 +137,15 @@ def print_report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options, strict, rerender = parse_args(argv)
+    options, strict, rerender, markdown = parse_args(argv)
     if rerender is not None:
-        print_report(report.rerender(rerender))
+        result = report.rerender(rerender)
+        if markdown:
+            print(report.markdown_sync(result["rows"], list(result["workloads"])))
+            print()
+            print(serving.markdown(result.get("serving") or []))
+        else:
+            print_report(result)
         return 0
     result = asyncio.run(run(options))
     path = report.write_results(result, options.results_dir)

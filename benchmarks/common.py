@@ -18,7 +18,7 @@ PYTHON = sys.executable
 MIB = 1024 * 1024
 
 REQUEST_KINDS = ("tag_list", "manifest_head", "manifest_get", "blob_head", "blob_get", "other")
-"""Upstream request kinds counted by the proxy, in table order."""
+"""Upstream request kinds counted from the registry access log, in table order."""
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

@@ -37,7 +37,7 @@ from tests.support.images import (
 SEED = "mirror-bench-1"
 MOVE_FRACTION = 0.05
 PUSH_CONCURRENCY = 8
-WORKLOAD_NAMES = ("many-tags", "big-blobs", "multi-arch")
+WORKLOAD_NAMES = ("many-tags", "big-blobs", "multi-arch", "many-tags-10k")
 
 T = TypeVar("T")
 
@@ -53,6 +53,8 @@ class Sizes:
     big_min: int
     big_max: int
     multi_tags: int
+    scale_tags: int
+    scale_manifests: int
     tiny_layer: int = 1024
 
 
@@ -64,6 +66,8 @@ FULL = Sizes(
     big_min=25 * MIB,
     big_max=50 * MIB,
     multi_tags=100,
+    scale_tags=10_000,
+    scale_manifests=2_000,
 )
 QUICK = Sizes(
     many_tags=100,
@@ -73,6 +77,8 @@ QUICK = Sizes(
     big_min=8 * MIB,
     big_max=8 * MIB,
     multi_tags=10,
+    scale_tags=1_000,
+    scale_manifests=200,
 )
 
 
@@ -158,8 +164,15 @@ def _plan_moves(name: str, tags: dict[str, Ref], others: list[Ref]) -> dict[str,
     return plan
 
 
-async def build_many_tags(client: RegistryClient, sizes: Sizes) -> Workload:
-    name, repo = "many-tags", "bench/many-tags"
+async def build_many_tags(
+    client: RegistryClient,
+    sizes: Sizes,
+    name: str = "many-tags",
+    tag_count: int | None = None,
+    image_count: int | None = None,
+) -> Workload:
+    """many-tags, or many-tags-10k: the same shape with ten times the tags and images."""
+    repo = f"bench/{name}"
     base = make_layer(f"{SEED}:{name}:base", size=4 * sizes.tiny_layer)
 
     def image(label: str, i: int) -> Image:
@@ -168,8 +181,8 @@ async def build_many_tags(client: RegistryClient, sizes: Sizes) -> Workload:
             f"{SEED}:{name}:{label}", 2, sizes.tiny_layer, media=media, shared_base=base
         )
 
-    images = [image(str(i), i) for i in range(sizes.many_manifests)]
-    tags = {f"v{i:05d}": _ref(images[i % len(images)]) for i in range(sizes.many_tags)}
+    images = [image(str(i), i) for i in range(image_count or sizes.many_manifests)]
+    tags = {f"v{i:05d}": _ref(images[i % len(images)]) for i in range(tag_count or sizes.many_tags)}
     plan = _plan_moves(name, tags, [_ref(i) for i in images])
     fresh = {j: image(f"moved:{j}", j) for j in plan.values() if isinstance(j, int)}
     moves = {t: _ref(fresh[j]) if isinstance(j, int) else j for t, j in plan.items()}
@@ -275,6 +288,10 @@ async def build(name: str, registry_url: str, sizes: Sizes) -> Workload:
             workload = await build_many_tags(client, sizes)
         elif name == "big-blobs":
             workload = await build_big_blobs(client, registry_url, sizes)
+        elif name == "many-tags-10k":
+            workload = await build_many_tags(
+                client, sizes, name, sizes.scale_tags, sizes.scale_manifests
+            )
         elif name == "multi-arch":
             workload = await build_multi_arch(client, sizes)
         else:

@@ -1,8 +1,10 @@
 """``mirrorctl``: the command-line client of the mirror service.
 
 Argument parsing lives here; the command handlers are in :mod:`client.commands`, output in
-:mod:`client.render` and live sync progress in :mod:`client.progress`. Exit status: 0 on
-success, 1 for a failed call or task, 2 for a usage error, 130 when interrupted.
+:mod:`client.render`, live sync progress in :mod:`client.progress` and the configuration
+file's profiles in :mod:`client.config`. ``mirrorctl completion bash|zsh`` prints a shell
+completion script generated from this parser (``shtab``). Exit status: 0 on success, 1 for
+a failed call or task, 2 for a usage or configuration error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import grpc
+import shtab
 
 from . import commands
 from .commands import UsageError
+from .config import ConfigError, Profile, config_path, load_profile
 from .errors import MirrorClientError
 from .options import (
     add_remote_options,
@@ -24,7 +31,8 @@ from .options import (
     version_ref,
 )
 from .render import Output
-from .sync_client import DEFAULT_TARGET, MirrorClient
+from .sync_client import MirrorClient
+from .transport import DEFAULT_TARGET
 
 __all__ = ["build_parser", "main", "remote_fields"]
 
@@ -38,14 +46,20 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
     """Global options, also accepted after the command (``mirrorctl repo list -o json``).
 
     Only the top-level copy has defaults; the per-command copies default to SUPPRESS so
-    that they never overwrite a value given before the command.
+    that they never overwrite a value given before the command. ``--server`` defaults to
+    None: :func:`connection` then consults MIRROR_SERVER, the profile and the default.
     """
-    server_default = os.environ.get("MIRROR_SERVER") or DEFAULT_TARGET
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--server",
-        default=server_default if top else argparse.SUPPRESS,
-        help=f"host:port of the server (env MIRROR_SERVER, default {DEFAULT_TARGET})",
+        default=None if top else argparse.SUPPRESS,
+        help="host:port of the server (env MIRROR_SERVER; else the profile's server; "
+        f"default {DEFAULT_TARGET})",
+    )
+    common.add_argument(
+        "--profile",
+        default=None if top else argparse.SUPPRESS,
+        help=f"profile of the configuration file (env MIRROR_PROFILE; file {_config_hint()})",
     )
     common.add_argument(
         "-o",
@@ -55,6 +69,13 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
         help="output format (default table)",
     )
     return common
+
+
+def _config_hint() -> str:
+    """The configuration file's path as help text shows it (``~`` for the home directory)."""
+    path = str(config_path())
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + os.sep) else path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +216,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true", help="make the version match upstream")
     p.add_argument("--detach", action="store_true", help="print the task and return")
     p.add_argument("--request-id", metavar="UUID", help="idempotency key")
+
+    # completion (needs no server)
+    p = groups.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script. bash: "
+        "mirrorctl completion bash > ~/.local/share/bash-completion/completions/mirrorctl ; "
+        'zsh: mirrorctl completion zsh > "${fpath[1]}/_mirrorctl"',
+    )
+    p.add_argument("shell", choices=("bash", "zsh"))
+    p.set_defaults(func=None, completion=True)
     return parser
+
+
+def connection(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[str, Profile]:
+    """The server to call and the profile in force: flag > variable > profile > default."""
+    env = os.environ if env is None else env
+    profile = load_profile(args.profile, env)
+    server = args.server or env.get("MIRROR_SERVER") or profile.server or DEFAULT_TARGET
+    return server, profile
+
+
+def _credentials(profile: Profile) -> grpc.ChannelCredentials | None:
+    """TLS credentials verifying the server against the profile's CA, or None (plaintext)."""
+    if profile.ca_file is None:
+        return None
+    try:
+        return grpc.ssl_channel_credentials(root_certificates=profile.ca_file.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"profile {profile.name!r}: cannot read ca_file: {exc}") from None
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -211,12 +263,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mirrorctl`` and return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "completion", False):
+        print(shtab.complete(parser, shell=args.shell), end="")
+        return 0
     out = Output(args.output)
+    server = args.server or DEFAULT_TARGET
     try:
-        with MirrorClient(args.server) as client:
+        server, profile = connection(args)
+        with MirrorClient(server, credentials=_credentials(profile)) as client:
             return args.func(client, args, out)
+    except ConfigError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
     except MirrorClientError as err:
-        message = _connection_message(args.server, err) if err.is_connection_error else str(err)
+        message = _connection_message(server, err) if err.is_connection_error else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 1
     except (UsageError, ValueError) as err:

@@ -1,21 +1,24 @@
-"""Asyncio client of the mirror service, over ``grpc.aio``.
+"""The client of the mirror service, written once: :class:`AsyncMirrorClient` over ``grpc.aio``.
 
 Every method is a thin wrapper of one RPC that accepts short ids as well as full resource
 names, returns proto messages and raises :class:`~client.errors.MirrorClientError` for
-every gRPC error. Unary calls are coroutines; ``iter_*`` methods are async generators that
-follow page tokens; :meth:`AsyncMirrorClient.sync` and :meth:`AsyncMirrorClient.watch_task`
-return an :class:`AsyncResponseStream` (an async iterator of events).
+every gRPC error. Unary calls are awaited; ``iter_*`` methods follow page tokens;
+:meth:`AsyncMirrorClient.sync` and :meth:`AsyncMirrorClient.watch_task` return a stream of
+events.
+
+This file is the one source of truth: ``client/sync_client.py`` (the blocking
+``MirrorClient`` the CLI uses) is generated from it by ``scripts/unasync_client.py``
+(``make sync-client``; ``make lint`` and a test fail on drift). Add an RPC here only.
+What really differs between the two flavours lives in :mod:`client.transport`.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self
 
 import grpc
-import grpc.aio
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
@@ -23,79 +26,24 @@ from protos import mirror_pb2_grpc as pb_grpc
 from . import builders
 from .errors import MirrorClientError
 from .names import distribution_name, remote_name, repository_name, task_name, version_name
-from .sync_client import DEFAULT_TARGET
+from .transport import DEFAULT_TARGET, AioChannel, AsyncResponseStream, open_aio_channel
 
-__all__ = ["AsyncMirrorClient", "AsyncResponseStream"]
-
-T = TypeVar("T")
-
-
-class AsyncResponseStream(Generic[T]):
-    """An async iterator over the responses of a server-streaming call.
-
-    The call starts when the stream is created; ``async for`` reads events, :meth:`cancel`
-    (or leaving an ``async with`` block) stops early.
-    """
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self._responses: AsyncIterator[T] | None = None
-        self._cancelled = False
-
-    def __aiter__(self) -> Self:
-        """Return the stream itself."""
-        return self
-
-    async def __anext__(self) -> T:
-        """Return the next response; gRPC errors surface as :class:`MirrorClientError`.
-
-        After :meth:`cancel` the stream simply ends.
-        """
-        if self._cancelled:
-            raise StopAsyncIteration
-        if self._responses is None:
-            self._responses = self._call.__aiter__()
-        try:
-            return await self._responses.__anext__()
-        except grpc.RpcError as err:
-            raise MirrorClientError.from_rpc_error(err) from None
-        except asyncio.CancelledError:
-            if self._cancelled:  # grpc.aio reports a local cancel as CancelledError
-                raise StopAsyncIteration from None
-            raise
-
-    def cancel(self) -> None:
-        """Cancel the call (the server sees the client go away); the stream then ends."""
-        self._cancelled = True
-        self._call.cancel()
-
-    async def __aenter__(self) -> Self:
-        """Enter a block that cancels the call on exit."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Cancel the call (a no-op once it has ended)."""
-        self.cancel()
+__all__ = ["AsyncMirrorClient"]
 
 
 class AsyncMirrorClient:
-    """Asyncio client of every service in ``mirror.v1``.
+    """Client of every service in ``mirror.v1``; use it in a ``with`` block (or ``async with``).
 
-    Create it inside a running event loop (``grpc.aio`` channels bind to the loop) and use
-    it as ``async with AsyncMirrorClient(target) as client:``.
+    The asyncio flavour must be created inside a running event loop (``grpc.aio`` channels
+    bind to the loop).
 
     Args:
         target: ``host:port`` of the server.
         credentials: TLS channel credentials; ``None`` uses an insecure channel.
         options: Extra gRPC channel options.
         timeout: Deadline in seconds for unary calls; ``None`` means none.
-        channel: A ready ``grpc.aio.Channel`` to use instead of creating one (it is then not
-            closed by :meth:`close`).
+        channel: A ready channel to use instead of creating one (it is then not closed by
+            :meth:`close`); tests pass a ``grpc_testing`` channel to the blocking flavour.
     """
 
     def __init__(
@@ -105,16 +53,13 @@ class AsyncMirrorClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
         timeout: float | None = None,
-        channel: grpc.aio.Channel | None = None,
+        channel: AioChannel | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._owns_channel = channel is None
         if channel is None:
-            if credentials is None:
-                channel = grpc.aio.insecure_channel(target, options=options)
-            else:
-                channel = grpc.aio.secure_channel(target, credentials, options=options)
+            channel = open_aio_channel(target, credentials, options)
         self.channel = channel
         self._repositories = pb_grpc.RepositoryServiceStub(channel)
         self._remotes = pb_grpc.RemoteServiceStub(channel)
@@ -131,7 +76,7 @@ class AsyncMirrorClient:
             await self.channel.close()
 
     async def __aenter__(self) -> Self:
-        """Use the client in an ``async with`` block that closes it."""
+        """Use the client in an ``async with`` (blocking: ``with``) block that closes it."""
         return self
 
     async def __aexit__(
@@ -195,11 +140,17 @@ class AsyncMirrorClient:
         return self._pages(self._repositories.ListRepositories, request, "repositories")
 
     async def update_repository(
-        self, name: str, *, description: str | None = None, retain_versions: int | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        retain_versions: int | None = None,
+        mirror: bool | None = None,
     ) -> pb.Repository:
-        """Update the given fields only (the mask names exactly those)."""
+        """Update the given fields only (the mask names exactly those); ``mirror=False``
+        turns a mirror into a push repository."""
         request = builders.update_repository_request(
-            name, description=description, retain_versions=retain_versions
+            name, description=description, retain_versions=retain_versions, mirror=mirror
         )
         return (await self._call(self._repositories.UpdateRepository, request)).repository
 

@@ -12,6 +12,8 @@ from argparse import Namespace
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.message import Message
+
 from protos import mirror_pb2 as pb
 
 from .names import (
@@ -31,12 +33,11 @@ from .render import (
     format_timestamp,
     task_error_line,
     task_state,
-    to_dict,
 )
 from .sync_client import MirrorClient
 
 if TYPE_CHECKING:
-    from .sync_client import ResponseStream
+    from .transport import ResponseStream
 
 __all__ = ["UsageError"]
 
@@ -47,10 +48,10 @@ class UsageError(Exception):
     """A command line that parses but makes no sense (exit status 2)."""
 
 
-def _deleted(out: Output, name: str) -> int:
-    """Report a deletion."""
+def _deleted(out: Output, name: str, response: Message) -> int:
+    """Report a deletion: ``deleted NAME``, or the (empty) response as grpcurl prints it."""
     if out.json:
-        out.document({"deleted": name})
+        out.message(response)
     else:
         out.line(f"deleted {name}")
     return 0
@@ -68,20 +69,21 @@ def _repository_row(r: pb.Repository) -> list[str]:
 
 def repository_create(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``repository create``."""
-    out.resource(client.create_repository(args.name, args.description, args.retain_versions))
+    repository = client.create_repository(args.name, args.description, args.retain_versions)
+    out.resource(pb.CreateRepositoryResponse(repository=repository))
     return 0
 
 
 def repository_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``repository list``."""
     headers = ["NAME", "LATEST", "RETAIN", "MIRROR", "DESCRIPTION"]
-    out.resources(client.iter_repositories(), headers, _repository_row)
+    out.resources(client.iter_repositories(), headers, _repository_row, pb.ListRepositoriesResponse)
     return 0
 
 
 def repository_show(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``repository show``."""
-    out.resource(client.get_repository(args.name))
+    out.resource(pb.GetRepositoryResponse(repository=client.get_repository(args.name)))
     return 0
 
 
@@ -96,14 +98,14 @@ def repository_update(client: MirrorClient, args: Namespace, out: Output) -> int
         retain_versions=args.retain_versions,
         mirror=mirror,
     )
-    out.resource(repository)
+    out.resource(pb.UpdateRepositoryResponse(repository=repository))
     return 0
 
 
 def repository_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``repository delete``."""
     client.delete_repository(args.name)
-    return _deleted(out, repository_name(args.name))
+    return _deleted(out, repository_name(args.name), pb.DeleteRepositoryResponse())
 
 
 # -- remotes ------------------------------------------------------------------------------
@@ -122,19 +124,22 @@ def remote_create(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``remote create``."""
     fields = remote_fields(args)
     url, upstream = fields.pop("url"), fields.pop("upstream_name")
-    out.resource(client.create_remote(args.name, url, upstream, **fields))
+    out.resource(
+        pb.CreateRemoteResponse(remote=client.create_remote(args.name, url, upstream, **fields))
+    )
     return 0
 
 
 def remote_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``remote list``."""
-    out.resources(client.iter_remotes(), ["NAME", "URL", "UPSTREAM", "POLICY", "TAGS"], _remote_row)
+    headers = ["NAME", "URL", "UPSTREAM", "POLICY", "TAGS"]
+    out.resources(client.iter_remotes(), headers, _remote_row, pb.ListRemotesResponse)
     return 0
 
 
 def remote_show(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``remote show``."""
-    out.resource(client.get_remote(args.name))
+    out.resource(pb.GetRemoteResponse(remote=client.get_remote(args.name)))
     return 0
 
 
@@ -143,14 +148,14 @@ def remote_update(client: MirrorClient, args: Namespace, out: Output) -> int:
     fields = remote_fields(args)
     if not fields:
         raise UsageError("nothing to update: give at least one remote option")
-    out.resource(client.update_remote(args.name, **fields))
+    out.resource(pb.UpdateRemoteResponse(remote=client.update_remote(args.name, **fields)))
     return 0
 
 
 def remote_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``remote delete``."""
     client.delete_remote(args.name)
-    return _deleted(out, remote_name(args.name))
+    return _deleted(out, remote_name(args.name), pb.DeleteRemoteResponse())
 
 
 # -- versions -----------------------------------------------------------------------------
@@ -172,20 +177,21 @@ def _version_row(v: pb.Version) -> list[str]:
 def version_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``version list``."""
     headers = ["NUMBER", "CREATED", "BASE", "ADDED", "REMOVED", "PRESENT"]
-    out.resources(client.iter_versions(args.repository), headers, _version_row)
+    versions = client.iter_versions(args.repository)
+    out.resources(versions, headers, _version_row, pb.ListVersionsResponse)
     return 0
 
 
 def version_show(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``version show``: the version with its content summary."""
-    out.resource(client.get_version(args.repository, args.number))
+    out.resource(pb.GetVersionResponse(version=client.get_version(args.repository, args.number)))
     return 0
 
 
 def version_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``version delete``."""
     client.delete_version(args.repository, args.number)
-    return _deleted(out, version_name(args.repository, args.number))
+    return _deleted(out, version_name(args.repository, args.number), pb.DeleteVersionResponse())
 
 
 def version_rollback(client: MirrorClient, args: Namespace, out: Output) -> int:
@@ -197,7 +203,8 @@ def _operation(out: Output, response: Any) -> int:
     """The version a content operation made (or the unchanged latest one, said on stderr)."""
     if not response.changed:
         print(f"nothing changed; latest is {response.version.name}", file=sys.stderr)
-    out.resource(response.version)
+    # JSON: the response as grpcurl prints it; a table: the version and its summary.
+    out.resource(response if out.json else response.version)
     return 0
 
 
@@ -236,7 +243,7 @@ def content_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     items = client.iter_content(
         args.repository, args.version, content_type=args.type or "", membership=args.membership
     )
-    out.resources(items, ["TYPE", "ID", "DETAILS"], content_row)
+    out.resources(items, ["TYPE", "ID", "DETAILS"], content_row, pb.ListContentResponse)
     return 0
 
 
@@ -261,7 +268,7 @@ def content_diff(client: MirrorClient, args: Namespace, out: Output) -> int:
             break
         seen.add(token)
     if out.json:
-        out.document({"changes": [to_dict(c) for c in changes], "summary": to_dict(summary)})
+        out.message(pb.DiffVersionsResponse(changes=changes, summary=summary))
         return 0
     signs = {pb.CHANGE_KIND_ADDED: "+", pb.CHANGE_KIND_REMOVED: "-"}
     rows = [[signs.get(c.kind, "?"), *content_row(c.content)] for c in changes]
@@ -299,20 +306,21 @@ def distribution_create(client: MirrorClient, args: Namespace, out: Output) -> i
         version=_version_option(args.version),
         description=args.description,
     )
-    out.resource(distribution)
+    out.resource(pb.CreateDistributionResponse(distribution=distribution))
     return 0
 
 
 def distribution_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``distribution list``."""
     headers = ["NAME", "BASE PATH", "SERVES", "REGISTRY PATH"]
-    out.resources(client.iter_distributions(), headers, _distribution_row)
+    distributions = client.iter_distributions()
+    out.resources(distributions, headers, _distribution_row, pb.ListDistributionsResponse)
     return 0
 
 
 def distribution_show(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``distribution show``."""
-    out.resource(client.get_distribution(args.name))
+    out.resource(pb.GetDistributionResponse(distribution=client.get_distribution(args.name)))
     return 0
 
 
@@ -330,14 +338,14 @@ def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> i
         version=_version_option(args.version),
         description=args.description,
     )
-    out.resource(distribution)
+    out.resource(pb.UpdateDistributionResponse(distribution=distribution))
     return 0
 
 
 def distribution_delete(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``distribution delete``."""
     client.delete_distribution(args.name)
-    return _deleted(out, distribution_name(args.name))
+    return _deleted(out, distribution_name(args.name), pb.DeleteDistributionResponse())
 
 
 # -- tasks and syncs ----------------------------------------------------------------------
@@ -353,19 +361,20 @@ def task_list(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``task list``."""
     reserved = repository_name(args.repository) if args.repository else ""
     tasks = client.iter_tasks(state=args.state or 0, reserved_resource=reserved)
-    out.resources(tasks, ["NAME", "KIND", "STATE", "CREATED", "PARAMETERS"], _task_row)
+    headers = ["NAME", "KIND", "STATE", "CREATED", "PARAMETERS"]
+    out.resources(tasks, headers, _task_row, pb.ListTasksResponse)
     return 0
 
 
 def task_show(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``task show``."""
-    out.resource(client.get_task(args.id))
+    out.resource(pb.GetTaskResponse(task=client.get_task(args.id)))
     return 0
 
 
 def task_cancel(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``task cancel``."""
-    out.resource(client.cancel_task(args.id))
+    out.resource(pb.CancelTaskResponse(task=client.cancel_task(args.id)))
     return 0
 
 
@@ -374,10 +383,30 @@ def task_watch(client: MirrorClient, args: Namespace, out: Output) -> int:
     return _follow(client, client.watch_task(args.id), out)
 
 
+def _warn_mirror_removals(client: MirrorClient, args: Namespace) -> None:
+    """Before a ``--mirror`` sync: say that content may go, and how much is at stake."""
+    repository = client.get_repository(args.repository)
+    if not repository.latest_version_number:
+        return
+    present = client.get_version(repository.latest_version).content_summary.present
+    tags = present.get("container.tag", 0)
+    if tags:
+        print(
+            f"note: --mirror makes the new version of {repository.name} exactly what "
+            f"{remote_name(args.remote)} selects upstream; of the {tags} tag(s) in "
+            f"{repository.latest_version}, any the upstream no longer lists or the filters "
+            "do not select will be removed",
+            file=sys.stderr,
+        )
+
+
 def sync(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``sync``: stream the task's progress, or with ``--detach`` print the queued task."""
+    if args.mirror:
+        _warn_mirror_removals(client, args)
     if args.detach:
-        out.resource(client.start_sync(args.repository, args.remote, args.mirror, args.request_id))
+        task = client.start_sync(args.repository, args.remote, args.mirror, args.request_id)
+        out.resource(pb.StartSyncResponse(task=task))
         return 0
     stream = client.sync(args.repository, args.remote, args.mirror, args.request_id)
     return _follow(client, stream, out)
@@ -402,34 +431,38 @@ def _created_version(task: pb.Task) -> str | None:
 
 
 def _follow(client: MirrorClient, stream: ResponseStream[Any], out: Output) -> int:
-    """Follow a task stream to its end, then report the outcome and the version created."""
+    """Follow a task stream to its end, then report the outcome and the version created.
+
+    With ``-o json`` every event is printed as it comes, one JSON object per line, exactly
+    as grpcurl encodes the stream. Ctrl-C stops following (the task goes on on the server)
+    and says so once; the exit status is then 130.
+    """
     recorder = _Recorder(stream)
     try:
         with stream:
             if out.json:
-                for _ in recorder:
-                    pass
+                for event in recorder:
+                    out.message(event, compact=True)
                 task = recorder.task
             else:
                 task = follow_task(recorder, out.console, live=out.tty)
     except KeyboardInterrupt:
+        message = "interrupted"
         if recorder.task is not None:
             name = recorder.task.name
-            print(
-                f"interrupted: {name} goes on on the server "
-                f"(mirrorctl task watch {short_id(name)} / task cancel {short_id(name)})",
-                file=sys.stderr,
+            message += (
+                f": {name} goes on on the server "
+                f"(mirrorctl task watch {short_id(name)} / task cancel {short_id(name)})"
             )
-        raise
+        print(message, file=sys.stderr)
+        return 130
     if task is None:
         print("error: the task stream ended without any event", file=sys.stderr)
         return 1
-    version_name_ = _created_version(task) if task.state == pb.TASK_STATE_COMPLETED else None
-    version = client.get_version(version_name_) if version_name_ else None
-    if out.json:
-        out.document({"task": to_dict(task), "version": to_dict(version) if version else None})
-    elif task.state == pb.TASK_STATE_COMPLETED:
-        if version is not None:
+    if task.state == pb.TASK_STATE_COMPLETED and not out.json:
+        version_name_ = _created_version(task)
+        if version_name_ is not None:
+            version = client.get_version(version_name_)
             out.line(f"created {version.name}")
             out.summary(version.content_summary)
         else:

@@ -1,8 +1,9 @@
 """Human and JSON rendering of mirror resources for ``mirrorctl``.
 
 Lists become compact tables (``rich`` tables on a terminal, plain aligned columns
-otherwise), single resources ``key: value`` lines, and ``--output json`` one JSON document
-per command built with ``MessageToDict`` (proto field names, zero values kept). Secrets are
+otherwise), single resources ``key: value`` lines, and ``--output json`` the RPC's response
+message in the canonical proto3 JSON mapping that grpcurl and ``buf curl`` print (lists
+gathered over every page into one List response; streams one event per line). Secrets are
 never printed: the server does not return them, and the ``*_set`` flags become
 ``password: (set)``.
 """
@@ -47,10 +48,17 @@ _CONTENT_TYPES = ("container.blob", "container.manifest", "container.tag", "cont
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """Return the JSON form of a message, with proto field names."""
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+    """Return the canonical proto3 JSON form of a message, as :func:`to_json` prints it."""
+    return json_format.MessageToDict(message)
+
+
+def to_json(message: Message, *, compact: bool = False) -> str:
+    """The canonical proto3 JSON mapping, byte for byte what grpcurl and ``buf curl`` print.
+
+    lowerCamelCase names, enums by name, 64-bit integers as strings, timestamps in RFC 3339,
+    fields at their default value left out; two-space indent, or one line when `compact`.
+    """
+    return json_format.MessageToJson(message, indent=None if compact else 2)
 
 
 def format_timestamp(ts: timestamp_pb2.Timestamp) -> str:
@@ -100,14 +108,22 @@ def task_error_line(error: pb.TaskError) -> str:
     return line
 
 
-def progress_line(report: pb.ProgressReport) -> str:
-    """Return ``code: done/total items, bytes (state)`` for one progress report."""
-    total = str(report.total) if report.total else "?"
-    line = f"{report.code}: {report.done}/{total}"
+def report_counts(report: pb.ProgressReport) -> str:
+    """``12/40 blobs, 3.1 MB/10.0 MB``; ``12 manifests`` while the total is not known."""
+    unit = f" {report.unit}" if report.unit else ""
+    count = f"{report.done}/{report.total}{unit}" if report.total else f"{report.done}{unit}"
     if report.done_bytes or report.total_bytes:
-        total_bytes = filesize(report.total_bytes) if report.total_bytes else "?"
-        line += f", {filesize(report.done_bytes)}/{total_bytes}"
-    return f"{line} ({enum_label(pb.ProgressState.DESCRIPTOR, report.state)})"
+        size = filesize(report.done_bytes)
+        if report.total_bytes:
+            size += f"/{filesize(report.total_bytes)}"
+        count += f", {size}"
+    return count
+
+
+def progress_line(report: pb.ProgressReport) -> str:
+    """Return ``code: 12/40 blobs, 3.1 MB/10.0 MB (state)`` for one progress report."""
+    state = enum_label(pb.ProgressState.DESCRIPTOR, report.state)
+    return f"{report.code}: {report_counts(report)} ({state})"
 
 
 def describe(message: Message) -> list[tuple[str, str | list[str]]]:
@@ -222,6 +238,10 @@ class Output:
         """Print one JSON document."""
         print(json.dumps(doc, indent=2, sort_keys=False), file=self.stream)
 
+    def message(self, message: Message, *, compact: bool = False) -> None:
+        """Print a message as canonical proto3 JSON (see :func:`to_json`)."""
+        print(to_json(message, compact=compact), file=self.stream, flush=compact)
+
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         """Print a table: ``rich`` on a terminal, aligned plain text otherwise."""
         rows = [list(row) for row in rows]
@@ -239,11 +259,14 @@ class Output:
         for row in [list(headers), *rows]:
             self.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
-    def resource(self, message: Message) -> None:
-        """Print one resource: JSON, or ``key: value`` lines (plus its content summary)."""
+    def resource(self, response: Message) -> None:
+        """Print a one-resource response: JSON as is, or its resource as ``key: value`` lines
+        (plus the content summary of a version)."""
         if self.json:
-            self.document(to_dict(message))
+            self.message(response)
             return
+        fields = response.ListFields()
+        message = fields[0][1] if len(fields) == 1 else response
         self.pairs(describe(message))
         summary = getattr(message, "content_summary", None)
         if isinstance(summary, pb.ContentSummary):
@@ -275,10 +298,15 @@ class Output:
         messages: Iterable[Message],
         headers: Sequence[str],
         row: Any,
+        response: type[Message],
     ) -> None:
-        """Print a list: a JSON array, or a table with ``row(message)`` per message."""
+        """Print a list: one ``response`` (a List response) holding every item of every page
+        as JSON, or a table with ``row(message)`` per message."""
         items = list(messages)
         if self.json:
-            self.document([to_dict(m) for m in items])
+            field = next(f for f in response.DESCRIPTOR.fields if f.is_repeated)
+            whole = response()
+            getattr(whole, field.name).extend(items)
+            self.message(whole)
         else:
             self.table(headers, [row(m) for m in items])

@@ -1,15 +1,15 @@
-"""Blocking client of the mirror service, over grpc's synchronous channel.
+"""The blocking client of the mirror service, :class:`MirrorClient` (``mirrorctl``'s).
 
-Used by the ``mirrorctl`` CLI. Every method is a thin wrapper of one RPC that accepts short
-ids as well as full resource names, returns proto messages and raises
-:class:`~client.errors.MirrorClientError` for every gRPC error.
+GENERATED from ``client/client.py`` by ``scripts/unasync_client.py`` (``make sync-client``);
+do not edit: change the asyncio client and regenerate. Every method is the blocking twin of
+the :class:`~client.client.AsyncMirrorClient` method of the same name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self
 
 import grpc
 
@@ -19,65 +19,16 @@ from protos import mirror_pb2_grpc as pb_grpc
 from . import builders
 from .errors import MirrorClientError
 from .names import distribution_name, remote_name, repository_name, task_name, version_name
+from .transport import DEFAULT_TARGET, Channel, ResponseStream, open_channel
 
-__all__ = ["DEFAULT_TARGET", "MirrorClient", "ResponseStream"]
-
-#: Where the service listens by default.
-DEFAULT_TARGET = "127.0.0.1:50051"
-
-T = TypeVar("T")
-
-
-class ResponseStream(Generic[T]):
-    """An iterator over the responses of a server-streaming call.
-
-    The call starts when the stream is created; iterate to read events, call
-    :meth:`cancel` (or leave a ``with`` block) to stop early.
-    """
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self._cancelled = False
-
-    def __iter__(self) -> Self:
-        """Return the stream itself."""
-        return self
-
-    def __next__(self) -> T:
-        """Return the next response; gRPC errors surface as :class:`MirrorClientError`.
-
-        After :meth:`cancel` the stream simply ends.
-        """
-        if self._cancelled:
-            raise StopIteration
-        try:
-            return next(self._call)
-        except grpc.RpcError as err:
-            if self._cancelled:
-                raise StopIteration from None
-            raise MirrorClientError.from_rpc_error(err) from None
-
-    def cancel(self) -> None:
-        """Cancel the call (the server sees the client go away); the stream then ends."""
-        self._cancelled = True
-        self._call.cancel()
-
-    def __enter__(self) -> Self:
-        """Enter a block that cancels the call on exit."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Cancel the call (a no-op once it has ended)."""
-        self.cancel()
+__all__ = ["MirrorClient"]
 
 
 class MirrorClient:
-    """Synchronous client of every service in ``mirror.v1``.
+    """Client of every service in ``mirror.v1``; use it in a ``with`` block (or ``async with``).
+
+    The asyncio flavour must be created inside a running event loop (``grpc.aio`` channels
+    bind to the loop).
 
     Args:
         target: ``host:port`` of the server.
@@ -85,7 +36,7 @@ class MirrorClient:
         options: Extra gRPC channel options.
         timeout: Deadline in seconds for unary calls; ``None`` means none.
         channel: A ready channel to use instead of creating one (it is then not closed by
-            :meth:`close`); tests pass a ``grpc_testing`` channel here.
+            :meth:`close`); tests pass a ``grpc_testing`` channel to the blocking flavour.
     """
 
     def __init__(
@@ -95,16 +46,13 @@ class MirrorClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
         timeout: float | None = None,
-        channel: grpc.Channel | None = None,
+        channel: Channel | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._owns_channel = channel is None
         if channel is None:
-            if credentials is None:
-                channel = grpc.insecure_channel(target, options=options)
-            else:
-                channel = grpc.secure_channel(target, credentials, options=options)
+            channel = open_channel(target, credentials, options)
         self.channel = channel
         self._repositories = pb_grpc.RepositoryServiceStub(channel)
         self._remotes = pb_grpc.RemoteServiceStub(channel)
@@ -116,12 +64,12 @@ class MirrorClient:
         self._operations = pb_grpc.ContentOperationServiceStub(channel)
 
     def close(self) -> None:
-        """Close the channel (unless it was passed in)."""
+        """Close the channel (unless it was passed in); pending calls are cancelled."""
         if self._owns_channel:
             self.channel.close()
 
     def __enter__(self) -> Self:
-        """Use the client in a ``with`` block that closes it."""
+        """Use the client in an ``async with`` (blocking: ``with``) block that closes it."""
         return self
 
     def __exit__(
@@ -144,17 +92,17 @@ class MirrorClient:
 
     def _stream(self, method: Callable[..., Any], request: Any) -> ResponseStream[Any]:
         """Start a server-streaming method (no deadline: streams last as long as the task)."""
-        try:
-            return ResponseStream(method(request))
-        except grpc.RpcError as err:
-            raise MirrorClientError.from_rpc_error(err) from None
+        return ResponseStream(method(request))
 
-    def _pages(self, method: Callable[..., Any], request: Any, items: str) -> Iterator[Any]:
+    def _pages(
+        self, method: Callable[..., Any], request: Any, items: str
+    ) -> Iterator[Any]:
         """Yield the ``items`` of every page, following ``next_page_token``."""
         seen: set[str] = set()
         while True:
             response = self._call(method, request)
-            yield from getattr(response, items)
+            for item in getattr(response, items):
+                yield item
             if not builders.follow_page_token(request, response, seen):
                 return
 
@@ -165,12 +113,12 @@ class MirrorClient:
     ) -> pb.Repository:
         """Create ``repositories/{repository_id}`` with an empty version 0."""
         request = builders.create_repository_request(repository_id, description, retain_versions)
-        return self._call(self._repositories.CreateRepository, request).repository
+        return (self._call(self._repositories.CreateRepository, request)).repository
 
     def get_repository(self, name: str) -> pb.Repository:
         """Return one repository."""
         request = pb.GetRepositoryRequest(name=repository_name(name))
-        return self._call(self._repositories.GetRepository, request).repository
+        return (self._call(self._repositories.GetRepository, request)).repository
 
     def list_repositories(
         self, page_size: int = 0, page_token: str = ""
@@ -197,7 +145,7 @@ class MirrorClient:
         request = builders.update_repository_request(
             name, description=description, retain_versions=retain_versions, mirror=mirror
         )
-        return self._call(self._repositories.UpdateRepository, request).repository
+        return (self._call(self._repositories.UpdateRepository, request)).repository
 
     def delete_repository(self, name: str) -> None:
         """Delete a repository with its versions."""
@@ -211,14 +159,16 @@ class MirrorClient:
     ) -> pb.Remote:
         """Create ``remotes/{remote_id}``; ``fields`` are any other input fields of Remote."""
         request = builders.create_remote_request(remote_id, url, upstream_name, **fields)
-        return self._call(self._remotes.CreateRemote, request).remote
+        return (self._call(self._remotes.CreateRemote, request)).remote
 
     def get_remote(self, name: str) -> pb.Remote:
         """Return one remote (secrets only as ``*_set`` flags)."""
         request = pb.GetRemoteRequest(name=remote_name(name))
-        return self._call(self._remotes.GetRemote, request).remote
+        return (self._call(self._remotes.GetRemote, request)).remote
 
-    def list_remotes(self, page_size: int = 0, page_token: str = "") -> pb.ListRemotesResponse:
+    def list_remotes(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListRemotesResponse:
         """Return one page of remotes, ordered by name."""
         request = pb.ListRemotesRequest(page_size=page_size, page_token=page_token)
         return self._call(self._remotes.ListRemotes, request)
@@ -231,7 +181,7 @@ class MirrorClient:
     def update_remote(self, name: str, **fields: Any) -> pb.Remote:
         """Update exactly the keyword fields given; ``None`` resets a field to its default."""
         request = builders.update_remote_request(name, **fields)
-        return self._call(self._remotes.UpdateRemote, request).remote
+        return (self._call(self._remotes.UpdateRemote, request)).remote
 
     def delete_remote(self, name: str) -> None:
         """Delete a remote."""
@@ -243,7 +193,7 @@ class MirrorClient:
     def get_version(self, name: str, number: int | str | None = None) -> pb.Version:
         """Return a version: a version name, or a repository and a number (default latest)."""
         request = pb.GetVersionRequest(name=version_name(name, number))
-        return self._call(self._versions.GetVersion, request).version
+        return (self._call(self._versions.GetVersion, request)).version
 
     def list_versions(
         self, repository: str, page_size: int = 0, page_token: str = ""
@@ -418,12 +368,12 @@ class MirrorClient:
             version=version,
             description=description,
         )
-        return self._call(self._distributions.CreateDistribution, request).distribution
+        return (self._call(self._distributions.CreateDistribution, request)).distribution
 
     def get_distribution(self, name: str) -> pb.Distribution:
         """Return one distribution."""
         request = pb.GetDistributionRequest(name=distribution_name(name))
-        return self._call(self._distributions.GetDistribution, request).distribution
+        return (self._call(self._distributions.GetDistribution, request)).distribution
 
     def list_distributions(
         self, page_size: int = 0, page_token: str = ""
@@ -454,7 +404,7 @@ class MirrorClient:
             version=version,
             description=description,
         )
-        return self._call(self._distributions.UpdateDistribution, request).distribution
+        return (self._call(self._distributions.UpdateDistribution, request)).distribution
 
     def delete_distribution(self, name: str) -> None:
         """Delete a distribution."""
@@ -466,7 +416,7 @@ class MirrorClient:
     def get_task(self, name: str) -> pb.Task:
         """Return one task (``tasks/<uuid>`` or a bare uuid)."""
         request = pb.GetTaskRequest(name=task_name(name))
-        return self._call(self._tasks.GetTask, request).task
+        return (self._call(self._tasks.GetTask, request)).task
 
     def list_tasks(
         self,
@@ -494,7 +444,7 @@ class MirrorClient:
     def cancel_task(self, name: str) -> pb.Task:
         """Cancel a queued or running task and return it."""
         request = pb.CancelTaskRequest(name=task_name(name))
-        return self._call(self._tasks.CancelTask, request).task
+        return (self._call(self._tasks.CancelTask, request)).task
 
     def watch_task(self, name: str) -> ResponseStream[pb.WatchTaskResponse]:
         """Stream a task's events until it ends."""
@@ -508,7 +458,7 @@ class MirrorClient:
     ) -> pb.Task:
         """Start a sync task and return it (queued) at once."""
         request = builders.start_sync_request(repository, remote, mirror, request_id)
-        return self._call(self._sync.StartSync, request).task
+        return (self._call(self._sync.StartSync, request)).task
 
     def sync(
         self, repository: str, remote: str, mirror: bool = False, request_id: str | None = None

@@ -284,7 +284,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress_reports: _Optional[_Iterable[_Union[ProgressReport, _Mapping]]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., created_resources: _Optional[_Iterable[str]] = ..., reserved_resources: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ProgressReport(_message.Message):
-    __slots__ = ("code", "message", "done", "total", "done_bytes", "total_bytes", "state")
+    __slots__ = ("code", "message", "done", "total", "done_bytes", "total_bytes", "state", "unit")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +292,7 @@ class ProgressReport(_message.Message):
     DONE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     done: int
@@ -299,7 +300,8 @@ class ProgressReport(_message.Message):
     done_bytes: int
     total_bytes: int
     state: ProgressState
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., done_bytes: _Optional[int] = ..., total_bytes: _Optional[int] = ..., state: _Optional[_Union[ProgressState, str]] = ...) -> None: ...
+    unit: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., done_bytes: _Optional[int] = ..., total_bytes: _Optional[int] = ..., state: _Optional[_Union[ProgressState, str]] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class TaskError(_message.Message):
     __slots__ = ("code", "reason", "message", "metadata")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -21,7 +23,7 @@ from server.config import Limits, Settings
 from server.registry.accesslog import RegistryAccessLogger
 from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
-from server.registry.connections import ConnectionGuard, GuardedSite, install_accept_error_filter
+from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
 from server.registry.push import OpenAccess, PushAccess, Pusher
 from server.services.content import ContentServicer
@@ -34,7 +36,8 @@ from server.services.repositories import RepositoryServicer
 from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
+from server.storage.uploads import Uploads
 from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
@@ -72,7 +75,8 @@ class Services:
     tasks: TaskStore
     events: TaskEvents
     runner: TaskRunner
-    storage: BlobStorage
+    storage: BlobStore
+    fetcher: BlobFetcher
     content: ContentStore
     engine: SyncEngine
     committer: VersionCommitter
@@ -90,12 +94,14 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the database (migrating it), start the task runner; close both on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
+    stack = contextlib.AsyncExitStack()
     try:
         await db.migrate()
-        storage = BlobStorage(settings.data_dir)
-        # Alone on the data dir (SQLite), every temp file is a crash's leftover; beside other
+        storage = await stack.enter_async_context(open_blob_store(settings.storage))
+        # Alone on the storage (SQLite), every temporary is a crash's leftover; beside other
         # processes (PostgreSQL), only ones untouched for a day are.
-        storage.clear_temp(0.0 if db.is_sqlite else STALE_TEMP_SECONDS)
+        await clear_stale(storage, 0.0 if db.is_sqlite else STALE_TEMP_SECONDS, time.time())
+        fetcher = BlobFetcher(storage)
         repositories, remotes, versions = RepositoryStore(db), RemoteStore(db), VersionStore(db)
         content = ContentStore(db)
         hosts = Hosts()
@@ -107,8 +113,10 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             content,
             committer,
             storage,
+            fetcher,
             hosts,
             backoff_base=settings.retry_backoff,
+            limits=settings.limits,
         )
         tasks = TaskStore(db)
         events = TaskEvents()
@@ -131,12 +139,13 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             events=events,
             runner=runner,
             storage=storage,
+            fetcher=fetcher,
             content=content,
             engine=engine,
             committer=committer,
-            operations=ContentOperations(committer, stored_check(storage.has)),
+            operations=ContentOperations(committer, stored_check(storage.stat_many)),
             distributions=DistributionStore(db),
-            pull_through=PullThrough(remotes, storage, hosts),
+            pull_through=PullThrough(remotes, fetcher, hosts, settings.limits),
             registry_host=settings.registry_address,
         )
         await runner.start()
@@ -147,9 +156,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             probe.cancel()
             await runner.stop()
             await services.pull_through.aclose()
+            await fetcher.aclose()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
     finally:
+        await stack.aclose()
         await db.dispose()
 
 
@@ -304,7 +315,6 @@ async def start_registry(
 ) -> tuple[web.AppRunner, int]:
     """Serve the OCI API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
-    install_accept_error_filter(asyncio.get_running_loop(), limits.accept_error_log_interval)
     if sock is None:
         sock = bind_registry(address)
     queries = ServingQueries(services.db)
@@ -312,7 +322,7 @@ async def start_registry(
     # must be read as of the request.
     pusher = Pusher(
         queries,
-        services.storage,
+        Uploads(services.settings.data_dir / "uploads", services.storage),
         PushStore(
             services.db,
             services.content,
@@ -347,6 +357,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    settings = dataclasses.replace(settings, limits=fit_to_descriptors(settings.limits))
     server = new_grpc_server(settings.limits)
     bind_grpc(server, settings.grpc_address)
     registry_socket = bind_registry(settings.registry_address)
@@ -355,11 +366,11 @@ async def serve(settings: Settings) -> None:
         await server.start()
         registry, _ = await start_registry(services, settings.registry_address, registry_socket)
         log.info(
-            "mirror serving gRPC on %s, registry on %s (database %s, data %s)",
+            "mirror serving gRPC on %s, registry on %s (database %s, blobs in %s)",
             settings.grpc_address,
             services.registry_host,
             services.db.url.render_as_string(hide_password=True),
-            settings.data_dir,
+            services.storage.name,
         )
         try:
             await stop.wait()

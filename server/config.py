@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from server.storage import StorageConfig
+
 # Where a public upstream must never lead the server (redirects, token realms, Link URLs):
 # loopback, RFC 1918, link-local, carrier-grade NAT, unique-local, unspecified and the
 # IPv4-mapped IPv6 range (checked after unmapping as well).
@@ -123,6 +125,31 @@ class Settings:
     (`MIRROR_UPLOAD_LIFETIME`); also how long a pushed blob waits for a manifest."""
     limits: Limits = field(default_factory=Limits)
     """Connection, request and upstream bounds (see `Limits`)."""
+    storage_url: str = ""
+    """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
+    S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
+    storage_durability: str = "full"
+    """Filesystem: `full` (fsync before publishing) or `none` (`MIRROR_STORAGE_DURABILITY`)."""
+    s3_endpoint_url: str = ""
+    """S3-compatible endpoint; empty means AWS (`MIRROR_S3_ENDPOINT_URL`)."""
+    s3_addressing: str = "auto"
+    """`path`, `virtual` or `auto` bucket addressing (`MIRROR_S3_ADDRESSING`)."""
+    s3_serve: str = "redirect"
+    """Registry blob GETs from S3: `redirect` (presigned URL) or `stream` (`MIRROR_S3_SERVE`)."""
+    s3_presign_seconds: int = 300
+    """Lifetime of presigned blob URLs (`MIRROR_S3_PRESIGN_SECONDS`)."""
+
+    @property
+    def storage(self) -> StorageConfig:
+        return StorageConfig(
+            data_dir=self.data_dir,
+            url=self.storage_url,
+            durability=self.storage_durability,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_addressing=self.s3_addressing,
+            s3_serve=self.s3_serve,
+            s3_presign_seconds=self.s3_presign_seconds,
+        )
 
     @property
     def effective_database_url(self) -> str:
@@ -150,6 +177,29 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "MIRROR_UPLOAD_LIFETIME",
         "seconds a blob upload may sit idle before it expires (1 to 2592000)",
     ),
+    "storage_url": (
+        "MIRROR_STORAGE_URL",
+        "where blobs live: empty for files in the data dir, s3://bucket/prefix for S3",
+    ),
+    "storage_durability": (
+        "MIRROR_STORAGE_DURABILITY",
+        "filesystem: full (fsync file and directory before publishing) or none",
+    ),
+    "s3_endpoint_url": (
+        "MIRROR_S3_ENDPOINT_URL",
+        "URL of an S3-compatible server (MinIO, Ceph, ...); empty: AWS",
+    ),
+    "s3_addressing": ("MIRROR_S3_ADDRESSING", "S3 bucket addressing: auto, path or virtual"),
+    "s3_serve": (
+        "MIRROR_S3_SERVE",
+        "registry GETs of S3 blobs: redirect (to a presigned URL) or stream (through the server)",
+    ),
+    "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of a presigned blob URL"),
+}
+_CHOICES = {
+    "storage_durability": ("full", "none"),
+    "s3_addressing": ("auto", "path", "virtual"),
+    "s3_serve": ("redirect", "stream"),
 }
 _ENV = {field: env for field, (env, _help) in _OPTIONS.items()}
 
@@ -216,6 +266,24 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             limits[f.name] = _limit_value(f.name, str(f.type), str(getattr(args, f.name)))
         except ValueError as exc:
             parser.error(f"--{f.name.replace('_', '-')}: {exc}")
+    for name, choices in _CHOICES.items():
+        if getattr(args, name) not in choices:
+            flag = "--" + name.replace("_", "-")
+            parser.error(
+                f"{flag} (or {_ENV[name]}) must be one of {', '.join(choices)}, "
+                f"got {getattr(args, name)!r}"
+            )
+    if args.storage_url and not args.storage_url.startswith(("s3://", "file://")):
+        parser.error(
+            f"--storage-url (or MIRROR_STORAGE_URL) must be s3://bucket[/prefix] or "
+            f"file:///path, got {args.storage_url!r}"
+        )
+    seconds = str(args.s3_presign_seconds)
+    if not seconds.isdigit() or not 1 <= int(seconds) <= 7 * 24 * 3600:
+        parser.error(
+            "--s3-presign-seconds (or MIRROR_S3_PRESIGN_SECONDS) must be 1..604800, "
+            f"got {seconds!r}"
+        )
     try:
         upload_lifetime = float(args.upload_lifetime)
         if not 1 <= upload_lifetime <= 30 * 86400:
@@ -239,4 +307,10 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         log_level=args.log_level.upper(),
         upload_lifetime=upload_lifetime,
         limits=Limits(**limits),  # type: ignore[arg-type]
+        storage_url=args.storage_url,
+        storage_durability=args.storage_durability,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_addressing=args.s3_addressing,
+        s3_serve=args.s3_serve,
+        s3_presign_seconds=int(seconds),
     )

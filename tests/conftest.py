@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +19,14 @@ from sqlalchemy.engine import make_url
 
 from server.app import Services, build_services, start_grpc
 from server.config import Settings
+from tests.support.s3 import (
+    FilesystemView,
+    MotoServer,
+    S3View,
+    StorageView,
+    credentials_env,
+    moto_available,
+)
 
 # The assertions of shared helpers report like those written in the test modules themselves.
 pytest.register_assert_rewrite("tests.integration.api_helpers")
@@ -66,8 +74,50 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server on a free loopback port, one per test session (started on first use)."""
+    if not moto_available():
+        pytest.skip("moto[server] is not installed (scripts/test.sh installs the dev extras)")
+    with MotoServer(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """`fs` unless a test is parametrised indirectly (`tests.support.s3.STORAGE_BACKENDS`)."""
+    return getattr(request, "param", "fs")
+
+
+@pytest.fixture
+def s3_bucket(storage_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh bucket on the session's moto server for S3 runs ("" for the filesystem),
+    with the test credentials in the environment for the server under test."""
+    if not storage_backend.startswith("s3"):
+        yield ""
+        return
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    with credentials_env():
+        yield moto.new_bucket()
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    database_url: str,
+    storage_backend: str,
+    s3_bucket: str,
+    request: pytest.FixtureRequest,
+) -> Settings:
+    s3: dict[str, str] = {}
+    if s3_bucket:
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        s3 = {
+            "storage_url": f"s3://{s3_bucket}/mirror",
+            "s3_endpoint_url": moto.url,
+            "s3_addressing": "path",
+            "s3_serve": "stream" if storage_backend == "s3-stream" else "redirect",
+        }
     return Settings(
         grpc_address="127.0.0.1:0",
         registry_address="127.0.0.1:0",
@@ -75,7 +125,16 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         workers=4,
         retry_backoff=0.01,  # real retries, tiny delays (regclient's test habit)
+        **s3,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def storage_view(settings: Settings, s3_bucket: str, request: pytest.FixtureRequest) -> StorageView:
+    """The tests' window into the blob store under test (see tests/support/s3.py)."""
+    if s3_bucket:
+        return S3View(request.getfixturevalue("moto_server"), s3_bucket, "mirror/")
+    return FilesystemView(settings.data_dir)
 
 
 @pytest.fixture

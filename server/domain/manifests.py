@@ -6,10 +6,10 @@ references a mirror must follow (config, layers, child manifests, subject).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+from server.domain import strictjson
 from server.domain.digests import Digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -33,6 +33,38 @@ FOREIGN_LAYER_TYPES = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+)
+
+# Field names of the image/index specs (and schema1): a key equal to one of them up to case
+# (`Layers`, `Config`) is refused, as are duplicate keys (see `strictjson`).
+SPEC_KEYS = frozenset(
+    {
+        "schemaVersion",
+        "mediaType",
+        "artifactType",
+        "config",
+        "layers",
+        "manifests",
+        "subject",
+        "annotations",
+        "digest",
+        "size",
+        "urls",
+        "data",
+        "platform",
+        "architecture",
+        "os",
+        "os.version",
+        "os.features",
+        "variant",
+        "features",
+        "name",
+        "tag",
+        "fsLayers",
+        "blobSum",
+        "history",
+        "signatures",
+    }
 )
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -144,9 +176,9 @@ def parse_manifest(
     if digest is not None and actual != digest:
         raise ManifestError(f"content hashes to {actual}, not {digest}")
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError("manifest is not valid JSON") from exc
+        doc = strictjson.loads(data, spec_keys=SPEC_KEYS)
+    except strictjson.StrictJSONError as exc:
+        raise ManifestError(f"manifest is not strict JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object")
     declared = doc.get("mediaType")

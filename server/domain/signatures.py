@@ -14,12 +14,12 @@ verifies a signature; metadata (key id, creator, time) is read for display only.
 from __future__ import annotations
 
 import bz2
-import json
 import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from server.domain import strictjson
 from server.domain.digests import Digest
 
 COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
@@ -86,7 +86,7 @@ def read_atomic_metadata(data: bytes) -> tuple[str, str, datetime | None]:
                     key_id, literal = _note(inner_tag, inner, key_id, literal)
             else:
                 key_id, literal = _note(tag, body, key_id, literal)
-        claims = json.loads(literal) if literal else {}
+        claims = strictjson.loads(literal) if literal else {}
         optional = claims.get("optional") if isinstance(claims, dict) else None
         if not isinstance(optional, dict):
             return key_id, "", None

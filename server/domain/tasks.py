@@ -41,6 +41,8 @@ class ProgressReport:
     done_bytes: int = 0
     total_bytes: int = 0
     state: ProgressState = ProgressState.RUNNING
+    unit: str = ""
+    """What `done`/`total` count (`tags`, `manifests`, `blobs`); bytes are always bytes."""
 
 
 @dataclass(frozen=True, slots=True)

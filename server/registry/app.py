@@ -2,9 +2,10 @@
 
 Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
-Manifests go out as the exact stored bytes; blobs as files (Range and sendfile through
-`web.FileResponse`) or, when not yet stored, through the pull-through of `ondemand.py`.
-Pushes are `push.py`'s: accepted into repositories that are not mirrors.
+Manifests go out as the exact stored bytes; stored blobs as the store answers them (a file, a
+presigned redirect or a stream; Range honoured) or, when not yet stored, through the
+pull-through of `ondemand.py`. Pushes are `push.py`'s: accepted into repositories that are
+not mirrors.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
 from server.registry.push import Pusher
 from server.registry.ranges import RangeKind, classify_range
-from server.storage.blobs import BlobStorage
+from server.storage import BlobStat, BlobStore
 from server.store.serving import Served, ServedManifest
 
 log = logging.getLogger("mirror.registry")
@@ -40,7 +41,7 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
 
 SERVING = web.AppKey("serving", ServingCache)
-STORAGE = web.AppKey("storage", BlobStorage)
+STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
 
 
@@ -156,12 +157,15 @@ async def blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(raw)
     storage = request.app[STORAGE]
     pull = request.app[PULL_THROUGH]
-    # Validators of stored blobs are FileResponse's own (mtime/size), which it also uses
-    # for If-None-Match; the digest travels in Docker-Content-Digest.
     headers = {**API_VERSION, "Docker-Content-Digest": raw}
-    if storage.has(digest):
-        return await _file_response(request, storage, digest, headers)
-    remote = None if served.remote_pk is None else await pull.remote(served.remote_pk)
+    stored = await storage.stat(digest)
+    # A stored blob of another size than recorded is damaged: fetch it again if we can.
+    if stored is not None and stored.size == found.size:
+        return await _stored_response(request, storage, stored, headers)
+    # The remote the content came from (a repository re-pointed since keeps serving older
+    # versions' layers from where they were synced), else the repository's remote.
+    source = found.remote_pk if found.remote_pk is not None else served.remote_pk
+    remote = None if source is None else await pull.remote(source)
     if remote is None:
         return errors.error_response(
             errors.BLOB_UNKNOWN,
@@ -178,26 +182,35 @@ async def blob(request: web.Request) -> web.StreamResponse:
         return web.Response(headers=headers)
     blob_descriptor = descriptor(raw, found.size, found.media_type)
     response = await pull.serve(request, remote, blob_descriptor)
-    if response is None:  # another pull stored it meanwhile
-        return await _file_response(request, storage, digest, headers)
+    if response is None:  # stored meanwhile (by another pull or a sync)
+        stored = await storage.stat(digest)
+        if stored is None:
+            return errors.error_response(errors.BLOB_UNKNOWN, {"digest": raw})
+        return await _stored_response(request, storage, stored, headers)
     return response
 
 
-async def _file_response(
-    request: web.Request, storage: BlobStorage, digest: Digest, headers: dict[str, str]
+async def _stored_response(
+    request: web.Request, storage: BlobStore, stored: BlobStat, headers: dict[str, str]
 ) -> web.StreamResponse:
-    """A stored blob, with RFC 9110's Range rules (see `ranges.py`) on top of FileResponse."""
+    """A stored blob as the store answers it (a file, a presigned redirect or a stream), with
+    RFC 9110's Range rules (see `ranges.py`) applied first."""
     headers = {**headers, "Content-Type": "application/octet-stream"}
     kind = classify_range(request.headers.get("Range"))
     if kind is RangeKind.UNSATISFIABLE:
-        size = storage.path(digest).stat().st_size
-        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    response = web.FileResponse(storage.path(digest), headers=headers)
-    if kind is RangeKind.IGNORE:
-        # Prepared here against a copy without the header; aiohttp then sees it prepared.
-        plain = CIMultiDict(request.headers)
-        plain.popall("Range", None)
-        await response.prepare(request.clone(headers=plain))
+        return web.Response(
+            status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
+        )
+    if kind is not RangeKind.IGNORE:
+        return await storage.http_response(request, stored, headers)
+    # The store answers a copy of the request without the header (the whole blob, 200),
+    # prepared here against that copy; aiohttp then sees it prepared.
+    plain = CIMultiDict(request.headers)
+    plain.popall("Range", None)
+    clone = request.clone(headers=plain)
+    response = await storage.http_response(clone, stored, headers)
+    if not response.prepared:
+        await response.prepare(clone)
     return response
 
 
@@ -312,7 +325,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 def build_registry_app(
     serving: ServingCache,
-    storage: BlobStorage,
+    storage: BlobStore,
     pull_through: PullThrough,
     pusher: Pusher | None = None,
 ) -> web.Application:

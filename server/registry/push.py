@@ -20,11 +20,10 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from server.domain.digests import Digest
 from server.domain.errors import DigestMismatch, FailedPrecondition, NotFound
@@ -38,7 +37,8 @@ from server.domain.manifests import (
 from server.domain.resources import VersionOrigin, VersionSource
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
-from server.storage.blobs import BlobStorage, BlobWriter
+from server.storage import BlobStore
+from server.storage.uploads import Uploads, UploadWriter
 from server.store.commits import mirror_refused
 from server.store.operations import ContentOperations, VersionRef
 from server.store.push import BlobSizeMismatch, BlobUnknown, PushStore
@@ -76,19 +76,20 @@ class Pusher:
     def __init__(
         self,
         serving: ServingQueries,
-        storage: BlobStorage,
+        uploads: Uploads,
         store: PushStore,
         operations: ContentOperations,
         access: PushAccess,
     ) -> None:
         self._serving = serving
-        self._storage = storage
+        self._uploads = uploads
+        self._blobs: BlobStore = uploads.store
         self._store = store
         self._operations = operations
         self._access = access
         # Open writers of uploads this process is receiving, so a chunked upload is hashed
         # once; valid only while its size matches the upload row (another process may write).
-        self._writers: dict[str, BlobWriter] = {}
+        self._writers: dict[str, UploadWriter] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- shared steps ----------------------------------------------------------------------
@@ -138,19 +139,19 @@ class Pusher:
             },
         )
 
-    async def _writer(self, uid: str, size: int) -> BlobWriter:
+    async def _writer(self, uid: str, size: int) -> UploadWriter:
         cached = self._writers.pop(uid, None)
         if cached is not None and cached.size == size:
             return cached
         if cached is not None:
             cached.close()
-        if self._storage.upload_size(uid) != size:
-            # A request that died half way wrote bytes the row does not count: drop them.
-            await asyncio.to_thread(self._storage.truncate_upload, uid, size)
-        return await self._storage.open_upload(uid)
+        # Bytes beyond `size` (a request that died half way, not counted) are cut off.
+        return await self._uploads.open(uid, size)
 
-    async def _receive(self, request: web.Request, writer: BlobWriter) -> None:
-        async for chunk in request.content.iter_chunked(1 << 20):
+    async def _receive(self, request: web.Request, writer: UploadWriter) -> None:
+        # Whatever has arrived, as it arrives: bytes still buffered here when the client
+        # goes away are lost, bytes handed to the writer are kept for a resume.
+        async for chunk in request.content.iter_any():
             await writer.write(chunk)
 
     @contextlib.asynccontextmanager
@@ -166,12 +167,13 @@ class Pusher:
         self._locks.pop(uid, None)
 
     async def _complete(
-        self, served: Served, name: str, writer: BlobWriter, uid: str, raw_digest: str
+        self, served: Served, name: str, writer: UploadWriter, uid: str, raw_digest: str
     ) -> web.Response:
         """Verify and publish an upload's bytes under `raw_digest`, stage it, end the upload."""
         digest = Digest.parse(raw_digest)
+        self._writers.pop(uid, None)
         try:
-            await writer.commit(expected=digest)
+            await self._uploads.publish(writer, digest)
         except DigestMismatch as exc:
             self._forget(uid)
             await self._store.end_upload(uid)
@@ -199,14 +201,15 @@ class Pusher:
         upload = await self._store.start_upload(served.repository_pk, principal)
         if raw_digest is None:
             # Session started (its empty file too); bytes come by PATCH / PUT.
-            self._writers[upload.uid] = await self._storage.open_upload(upload.uid)
+            self._writers[upload.uid] = await self._uploads.open(upload.uid, 0)
             return web.Response(status=202, headers=self._upload_headers(name, upload.uid, 0))
         async with self._locked(upload.uid):
-            writer = await self._storage.open_upload(upload.uid)
+            writer = await self._uploads.open(upload.uid, 0)
             try:
                 await self._receive(request, writer)
             except BaseException:
-                writer.abort()
+                writer.close()
+                await self._uploads.discard(upload.uid)
                 await self._store.end_upload(upload.uid)
                 raise
             return await self._complete(served, name, writer, upload.uid, raw_digest)
@@ -227,10 +230,10 @@ class Pusher:
         found = await self._serving.blob(source, raw_digest)
         if found is None:
             return None
-        stored = await asyncio.to_thread(self._storage.size, Digest.parse(raw_digest))
-        if stored is None or stored != found.size:  # on-demand content not fetched yet
+        stat = await self._blobs.stat(Digest.parse(raw_digest))
+        if stat is None or stat.size != found.size:  # on-demand content not fetched yet
             return None
-        await self._store.stage(served.repository_pk, raw_digest, stored)
+        await self._store.stage(served.repository_pk, raw_digest, stat.size)
         return self._blob_created(request.match_info["name"], raw_digest)
 
     async def _upload(self, request: web.Request) -> tuple[Served, str, str, int] | web.Response:
@@ -260,6 +263,9 @@ class Pusher:
             writer = await self._writer(uid, size)
             try:
                 await self._receive(request, writer)
+            except (ConnectionError, ClientPayloadError):
+                # The client went away mid-chunk; what arrived is kept below for its resume.
+                log.info("upload %s: client gone after %d bytes", uid, writer.size)
             finally:
                 # Whatever arrived is a valid prefix: record it, so an interrupted chunk
                 # resumes from there (GET tells the client where).
@@ -316,8 +322,12 @@ class Pusher:
         found = await self._upload(request)
         if isinstance(found, web.Response):
             return found
-        _, name, uid, size = found
-        return web.Response(status=204, headers=self._upload_headers(name, uid, size))
+        served, name, uid, _ = found
+        async with self._locked(uid):  # a request of this process still writing: its end
+            upload = await self._store.get_upload(uid, served.repository_pk)
+        if upload is None:
+            return errors.error_response(errors.BLOB_UPLOAD_UNKNOWN, {"uuid": uid})
+        return web.Response(status=204, headers=self._upload_headers(name, uid, upload.size))
 
     async def cancel_upload(self, request: web.Request) -> web.Response:
         found = await self._upload(request)
@@ -326,7 +336,7 @@ class Pusher:
         _, _, uid, _ = found
         async with self._locked(uid):
             self._forget(uid)
-            await asyncio.to_thread(self._storage.discard_upload, uid)
+            await self._uploads.discard(uid)
             await self._store.end_upload(uid)
         return web.Response(status=204, headers=API_VERSION)
 
@@ -396,7 +406,8 @@ class Pusher:
         for blob in manifest.blobs:
             if blob.is_foreign:
                 continue
-            size = await asyncio.to_thread(self._storage.size, blob.digest)
+            stat = await self._blobs.stat(blob.digest)
+            size = None if stat is None else stat.size
             if size is None:
                 return errors.error_response(
                     errors.MANIFEST_BLOB_UNKNOWN,
@@ -455,22 +466,14 @@ class Pusher:
         expired = await self._store.expire()
         for uid in expired:
             self._forget(uid)
-            await asyncio.to_thread(self._storage.discard_upload, uid)
+            await self._uploads.discard(uid)
         live = await self._store.live_uploads()
-        orphans = await asyncio.to_thread(self._orphans, live)
+        # A POST may have made its file before its row commits: only files a minute old.
+        orphans = await asyncio.to_thread(self._uploads.stale, live, 60.0)
         for uid in orphans:
             self._forget(uid)
-            await asyncio.to_thread(self._storage.discard_upload, uid)
+            await self._uploads.discard(uid)
         return len(expired) + len(orphans)
-
-    def _orphans(self, live: set[str]) -> list[str]:
-        recent = time.time() - 60  # a POST may have made the file before its row commits
-        found = []
-        for path in self._storage.upload_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if path.name not in live and path.stat().st_mtime < recent:
-                    found.append(path.name)
-        return found
 
     async def run_sweeper(self) -> None:
         """Sweep at start and then every quarter lifetime (at most every 10 minutes)."""

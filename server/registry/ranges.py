@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-_SINGLE = re.compile(r"bytes=(?:([0-9]{1,19})-([0-9]{0,19})|-([0-9]{1,19}))")
+# One byte range, exactly as aiohttp's `Request.http_range` parses it (the unit is
+# case-insensitive, RFC 9110 14.1); anything else is not a range we serve.
+_SINGLE = re.compile(r"bytes=(?:([0-9]{1,19})-([0-9]{0,19})|-([0-9]{1,19}))", re.IGNORECASE)
 
 
 class RangeKind(StrEnum):
@@ -26,8 +28,7 @@ def classify_range(header: str | None) -> RangeKind:
     """What to do with `header` (the raw `Range` value, or None)."""
     if header is None:
         return RangeKind.NONE
-    value = header.strip().replace(" ", "")
-    match = _SINGLE.fullmatch(value)
+    match = _SINGLE.fullmatch(header)
     if match is None:
         return RangeKind.IGNORE  # other units, several ranges, garbage
     first, last, suffix = match.groups()

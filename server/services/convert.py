@@ -200,6 +200,7 @@ def task_to_pb(task: Task) -> pb.Task:
                 done_bytes=p.done_bytes,
                 total_bytes=p.total_bytes,
                 state=_PROGRESS_STATE_TO_PB[p.state],
+                unit=p.unit,
             )
             for p in task.progress
         ],

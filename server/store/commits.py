@@ -104,6 +104,7 @@ class VersionCommitter:
             ContentChange(add=upstream.keys, add_tag_names=upstream.tag_names, exact=mirror),
             origin=origin or VersionOrigin(VersionSource.SYNC),
             before=mark,
+            content_remote=remote_pk,
         )
 
     async def commit(
@@ -115,8 +116,12 @@ class VersionCommitter:
         base: int | None = None,
         allow_on_mirror: bool = False,
         before: Callable[[RepositoryRow], Awaitable[None]] | None = None,
+        content_remote: int | None = None,
     ) -> tuple[Version | None, VersionPlan]:
-        """Create version N+1 = `change` applied to version `base` (None: the latest)."""
+        """Create version N+1 = `change` applied to version `base` (None: the latest).
+
+        `content_remote` is recorded with each added unit as the remote it came from, so an
+        ON_DEMAND layer keeps its source when the repository is re-pointed later."""
         async with self._db.serialized():
             async with self._db.session() as session, session.begin():
                 repo = await load_row(session, repository_id, for_update=True)
@@ -174,6 +179,7 @@ class VersionCommitter:
                         content_type=content_type,
                         content_id=content_id,
                         version_added=number,
+                        remote_id=content_remote,
                     )
                     for content_type, content_id in sorted(added)
                 )

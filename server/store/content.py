@@ -92,6 +92,8 @@ class ContentStore:
 
     async def save_manifests(self, manifests: list[Manifest]) -> dict[str, int]:
         """Insert manifests, the blobs they reference and their relations -> ids by digest."""
+        if not manifests:
+            return {}  # a re-sync that found nothing new: not even a transaction
         blobs: dict[str, Descriptor] = {}
         for manifest in manifests:
             for blob in manifest.blobs:
@@ -124,11 +126,18 @@ class ContentStore:
             blob_ids = await self._ids(session, BlobRow, all_blob_digests)
             manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
             links = [
-                {"manifest_id": manifest_ids[str(m.digest)], "blob_id": blob_ids[str(b.digest)]}
+                {
+                    "manifest_id": manifest_ids[str(m.digest)],
+                    "blob_id": blob_ids[str(b.digest)],
+                    "size": b.size,
+                    "media_type": b.media_type,
+                }
                 for m in manifests
                 for b in m.blobs
             ]
-            await self._insert_ignore(session, ManifestBlobRow, _unique(links))
+            await self._insert_ignore(
+                session, ManifestBlobRow, _unique(links, ("manifest_id", "blob_id"))
+            )
             children = [
                 {
                     "index_id": manifest_ids[str(m.digest)],
@@ -178,18 +187,29 @@ class ContentStore:
         """Insert tags (name -> manifest id) -> tag ids by (name, manifest id)."""
         if not pairs:
             return {}
+        wanted = sorted(set(pairs))
         async with self._db.session() as session, session.begin():
-            await self._insert_ignore(
-                session, TagRow, [{"name": n, "manifest_id": m} for n, m in sorted(set(pairs))]
-            )
-            found: dict[tuple[str, int], int] = {}
-            for chunk in _chunks(sorted(set(pairs))):
-                rows = await session.execute(
-                    select(TagRow.name, TagRow.manifest_id, TagRow.id).where(
-                        tuple_(TagRow.name, TagRow.manifest_id).in_(chunk)
-                    )
+            # Read first: on a re-sync nearly every tag exists, and a SELECT is cheaper than
+            # an INSERT ... ON CONFLICT that writes nothing (on PostgreSQL it still locks).
+            found = await self._tag_ids(session, wanted)
+            missing = [pair for pair in wanted if pair not in found]
+            if missing:
+                await self._insert_ignore(
+                    session, TagRow, [{"name": n, "manifest_id": m} for n, m in missing]
                 )
-                found.update({(n, m): pk for n, m, pk in rows})
+                found.update(await self._tag_ids(session, missing))
+        return found
+
+    @staticmethod
+    async def _tag_ids(session: Any, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        found: dict[tuple[str, int], int] = {}
+        for chunk in _chunks(pairs):
+            rows = await session.execute(
+                select(TagRow.name, TagRow.manifest_id, TagRow.id).where(
+                    tuple_(TagRow.name, TagRow.manifest_id).in_(chunk)
+                )
+            )
+            found.update({(n, m): pk for n, m, pk in rows})
         return found
 
     @staticmethod

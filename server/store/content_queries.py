@@ -19,7 +19,7 @@ from server.domain.content import (
 from server.domain.digests import Digest
 from server.domain.plan import ContentKey
 from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
-from server.storage.blobs import BlobStorage
+from server.storage import BlobStore
 from server.store.db import Database
 from server.store.membership import present_keys
 from server.store.repositories import load_row
@@ -40,7 +40,7 @@ BATCH = 500
 class ContentQueries:
     """Read-only queries of the Content API."""
 
-    def __init__(self, db: Database, storage: BlobStorage) -> None:
+    def __init__(self, db: Database, storage: BlobStore) -> None:
         self._db = db
         self._storage = storage
 
@@ -102,15 +102,17 @@ class ContentQueries:
         return [found[key] for key in keys if key in found]
 
     async def _blobs(self, session: Any, ids: list[int]) -> dict[int, ContentInfo]:
-        rows = await session.execute(select(BlobRow).where(BlobRow.id.in_(ids)))
+        rows = list((await session.execute(select(BlobRow).where(BlobRow.id.in_(ids)))).scalars())
+        stored = await self._storage.stat_many([Digest.parse(row.digest) for row in rows])
         return {
             row.id: BlobInfo(
                 digest=row.digest,
                 size=row.size,
                 media_type=row.media_type,
-                stored=self._storage.has(Digest.parse(row.digest)),
+                stored=(s := stored.get(Digest.parse(row.digest))) is not None
+                and s.size == row.size,
             )
-            for row in rows.scalars()
+            for row in rows
         }
 
     async def _manifests(self, session: Any, ids: list[int]) -> dict[int, ContentInfo]:

@@ -9,8 +9,7 @@ it checked is what gets committed. Closures are the domain's (`server/domain/clo
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,10 +383,13 @@ async def save_tags_in(session: Any, pairs: list[tuple[str, int]]) -> dict[tuple
     return found
 
 
-def stored_check(has: Callable[[Digest], bool]) -> BlobCheck:
-    """A `BlobCheck` over a blob store's synchronous `has`, off the event loop."""
+def stored_check(
+    stat_many: Callable[[list[Digest]], Awaitable[Mapping[Digest, object]]],
+) -> BlobCheck:
+    """A `BlobCheck` over a blob store's `stat_many` (digests present in storage)."""
 
     async def missing(digests: Sequence[str]) -> list[str]:
-        return await asyncio.to_thread(lambda: [d for d in digests if not has(Digest.parse(d))])
+        present = await stat_many([Digest.parse(d) for d in digests])
+        return [d for d in digests if Digest.parse(d) not in present]
 
     return missing

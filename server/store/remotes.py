@@ -8,10 +8,11 @@ import uuid
 from sqlalchemy import select
 
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
-from server.domain.resources import Policy, Remote
+from server.domain.resources import BLOB, Policy, Remote
 from server.store.common import integrity_as, split_page
 from server.store.db import Database
 from server.store.schema import RemoteRow, TaskRow, utcnow
+from server.store.schema import RepositoryContentRow as RC
 
 # Fields stored as-is (same name on the row and the domain type).
 _PLAIN = (
@@ -94,7 +95,7 @@ class RemoteStore:
     async def get(self, remote_id: str) -> Remote:
         async with self._db.session() as session:
             row = await session.scalar(select(RemoteRow).where(RemoteRow.name == remote_id))
-        if row is None:
+        if row is None or row.deleted:
             raise not_found(remote_id)
         return to_domain(row)
 
@@ -106,10 +107,19 @@ class RemoteStore:
     async def pk_of(self, remote_id: str) -> int | None:
         """The row id of a remote (repositories remember the remote of their last sync)."""
         async with self._db.session() as session:
-            return await session.scalar(select(RemoteRow.id).where(RemoteRow.name == remote_id))
+            return await session.scalar(
+                select(RemoteRow.id).where(
+                    RemoteRow.name == remote_id, RemoteRow.deleted.is_(False)
+                )
+            )
 
     async def list(self, size: int, after: str | None) -> tuple[list[Remote], bool]:
-        query = select(RemoteRow).order_by(RemoteRow.name).limit(size + 1)
+        query = (
+            select(RemoteRow)
+            .where(RemoteRow.deleted.is_(False))
+            .order_by(RemoteRow.name)
+            .limit(size + 1)
+        )
         if after is not None:
             query = query.where(RemoteRow.name > after)
         async with self._db.session() as session:
@@ -149,7 +159,18 @@ class RemoteStore:
                         remote=f"remotes/{remote_id}",
                         task=f"tasks/{uid}",
                     )
-            await session.delete(row)
+            sourced = await session.scalar(
+                select(RC.id).where(RC.remote_id == row.id, RC.content_type == BLOB).limit(1)
+            )
+            if sourced is None:
+                await session.delete(row)
+                return
+            # Versions hold content this remote brought (layers an ON_DEMAND or STREAMED pull
+            # still fetches from it): keep the row for them, out of the API's sight, under a
+            # name that frees the user's one.
+            row.deleted = True
+            row.name = f"~deleted-{row.uid}"
+            row.update_time = utcnow()
 
 
 def merge(current: Remote, update: Remote, paths: list[str]) -> Remote:

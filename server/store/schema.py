@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,9 @@ class RemoteRow(Base):
     rate_limit: Mapped[float] = mapped_column(Float, default=0.0)
     token_realm_allowlist: Mapped[list[str]] = mapped_column(JSON)
     signed_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deleted by the user but still the source of content of some version (see
+    # `RepositoryContentRow.remote_id`): hidden from the API, kept for pull-through.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -169,6 +173,10 @@ class ManifestBlobRow(Base):
     blob_id: Mapped[int] = mapped_column(
         ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
     )
+    # The descriptor as this manifest declares it: what a repository serves for a blob comes
+    # from its own manifests, never from the global blob row another upstream wrote first.
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class ManifestChildRow(Base):
@@ -214,6 +222,7 @@ class RepositoryContentRow(Base):
         Index("ix_repository_content_lookup", "repository_id", "content_type", "content_id"),
         Index("ix_repository_content_added", "repository_id", "version_added"),
         Index("ix_repository_content_removed", "repository_id", "version_removed"),
+        Index("ix_repository_content_remote", "remote_id"),
         # At most one open membership of a content unit per repository.
         Index(
             "uq_repository_content_open",
@@ -232,6 +241,10 @@ class RepositoryContentRow(Base):
     content_id: Mapped[int] = mapped_column(Integer)
     version_added: Mapped[int] = mapped_column(Integer)
     version_removed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The remote a sync brought this content from (None: not from a sync). Layers not yet
+    # stored are pulled through this remote, whatever the repository points at later; a
+    # remote still named here is only marked deleted (`RemoteRow.deleted`), not removed.
+    remote_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TaskRow(Base):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import aliased
 
 from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
 from server.store.db import Database
@@ -16,6 +17,7 @@ from server.store.membership import present_in
 from server.store.schema import (
     BlobRow,
     DistributionRow,
+    ManifestBlobRow,
     ManifestRow,
     RepositoryRow,
     SignatureRow,
@@ -48,9 +50,13 @@ class ServedManifest:
 
 @dataclass(frozen=True, slots=True)
 class ServedBlob:
+    """A blob of the served version: its size and media type as the version's own manifests
+    declare them, and the remote the sync that brought it used (None: not from a sync)."""
+
     digest: str
     size: int
     media_type: str
+    remote_pk: int | None = None
 
 
 class ServingQueries:
@@ -148,7 +154,7 @@ class ServingQueries:
         async with self._db.session() as session:
             row = (
                 await session.execute(
-                    select(BlobRow.digest, BlobRow.size, BlobRow.media_type)
+                    select(BlobRow.id, BlobRow.size, BlobRow.media_type, RC.remote_id)
                     .join(RC, (RC.content_id == BlobRow.id) & (RC.content_type == BLOB))
                     .where(
                         RC.repository_id == served.repository_pk,
@@ -157,7 +163,9 @@ class ServingQueries:
                     )
                 )
             ).first()
-            if row is None and not served.pinned:
+            if row is None:
+                if served.pinned:
+                    return None
                 # Pushed into this repository, not yet named by a manifest (see StagedBlobRow):
                 # a pushing client checks for it before it PUTs the manifest.
                 staged = await session.scalar(
@@ -166,9 +174,38 @@ class ServingQueries:
                         StagedBlobRow.digest == digest,
                     )
                 )
-                if staged is not None:
-                    return ServedBlob(digest, staged, "application/octet-stream")
-        return None if row is None else ServedBlob(*row)
+                if staged is None:
+                    return None
+                return ServedBlob(digest, staged, "application/octet-stream", None)
+            blob_pk, size, media_type, remote_pk = row
+            # The descriptor of a manifest of this version that names the blob (the global
+            # row holds whatever the first upstream declared, possibly for another repo).
+            in_version = aliased(RC)
+            declared = (
+                await session.execute(
+                    select(ManifestBlobRow.size, ManifestBlobRow.media_type)
+                    .join(
+                        in_version,
+                        (in_version.content_id == ManifestBlobRow.manifest_id)
+                        & (in_version.content_type == MANIFEST),
+                    )
+                    .where(
+                        ManifestBlobRow.blob_id == blob_pk,
+                        ManifestBlobRow.size.is_not(None),
+                        in_version.repository_id == served.repository_pk,
+                        in_version.version_added <= served.version,
+                        or_(
+                            in_version.version_removed.is_(None),
+                            in_version.version_removed > served.version,
+                        ),
+                    )
+                    .order_by(ManifestBlobRow.manifest_id)
+                    .limit(1)
+                )
+            ).first()
+        if declared is not None:
+            size, media_type = declared
+        return ServedBlob(digest, size, media_type or "", remote_pk)
 
     async def referrers(self, served: Served, subject: str) -> list[ServedManifest]:
         """Manifests of the version whose OCI `subject` is `subject`."""

@@ -27,10 +27,12 @@ def _progress_to_json(report: ProgressReport) -> dict[str, Any]:
         "done_bytes": report.done_bytes,
         "total_bytes": report.total_bytes,
         "state": report.state.value,
+        "unit": report.unit,
     }
 
 
 def _progress_from_json(data: dict[str, Any]) -> ProgressReport:
+    # Rows written before `unit` existed lack it; the dataclass default applies.
     return ProgressReport(**{**data, "state": ProgressState(data["state"])})
 
 

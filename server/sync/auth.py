@@ -4,13 +4,14 @@ The token flow (https://distribution.github.io/distribution/spec/auth/token/): a
 `WWW-Authenticate: Bearer realm=..,service=..,scope=..`; we GET the realm with the remote's
 credentials (Basic) and retry with `Authorization: Bearer <token>`. Tokens are cached per
 scope until shortly before they expire. Safety: credentials go only to the registry host and a
-realm on the same host or registrable domain (or allow-listed); never https -> http.
+realm on the same host or registrable domain (Public Suffix List; see `origins`) or
+allow-listed; never https -> http.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -18,16 +19,27 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from server.domain import strictjson
 from server.domain.errors import (
     UpstreamAuthError,
     UpstreamProtocolError,
     UpstreamUnavailable,
 )
 from server.domain.resources import Remote
+from server.sync.origins import (
+    NetworkPolicy,
+    Origin,
+    PrivateAddressRefused,
+    normal_host,
+    registrable_domain,
+)
 from server.sync.session import ProxySettings, basic_header
 
 MAX_TOKEN_BYTES = 1024 * 1024
+# Fields of a token response (distribution's token spec); case variants are refused.
+TOKEN_KEYS = ("token", "access_token", "expires_in", "issued_at", "refresh_token")
 DEFAULT_TOKEN_LIFETIME = 60.0
+MAX_TOKEN_LIFETIME = 86_400.0
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -48,14 +60,6 @@ def parse_challenge(header: str | None) -> Challenge | None:
         for m in _PARAM.finditer(rest)
     }
     return Challenge(scheme.lower(), params)
-
-
-def registrable_domain(host: str) -> str:
-    """An approximation of the registrable domain: the last two labels (IPs stay whole)."""
-    if host.replace(".", "").isdigit() or ":" in host:
-        return host
-    labels = host.split(".")
-    return ".".join(labels[-2:])
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, what: str) -> bytes:
@@ -81,23 +85,51 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, host: str, wha
     return b"".join(chunks)
 
 
+def parse_token_response(body: bytes, host: str) -> tuple[str, float]:
+    """(token, lifetime in seconds) of a token service's answer; UpstreamProtocolError if it
+    is not strict JSON with a token. A missing, absurd or non-finite `expires_in` gives the
+    spec's default of 60 s; more than a day is taken as a day."""
+    try:
+        data = strictjson.loads(body, spec_keys=TOKEN_KEYS)
+        token = data.get("token") or data.get("access_token")
+        lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError, OverflowError) as exc:
+        raise UpstreamProtocolError(
+            f"token response is not valid: {exc}", host=host, reason="UPSTREAM_TOKEN_INVALID"
+        ) from exc
+    if not isinstance(token, str) or not token:
+        raise UpstreamProtocolError(
+            "token response carries no token", host=host, reason="UPSTREAM_TOKEN_INVALID"
+        )
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        lifetime = DEFAULT_TOKEN_LIFETIME
+    return token, min(lifetime, MAX_TOKEN_LIFETIME)
+
+
 class Authorizer:
     """Holds the credentials state of one sync against one registry."""
 
-    def __init__(self, session: aiohttp.ClientSession, remote: Remote, registry_url: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        remote: Remote,
+        registry_url: str,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
         self._session = session
         self._remote = remote
-        parts = urlsplit(registry_url)
-        self._scheme = parts.scheme
-        self._host = parts.hostname or ""
-        self.netloc = parts.netloc
+        self._origin = Origin.of(registry_url)
+        self._scheme = self._origin.scheme
+        self._host = self._origin.host
+        self._policy = policy
         self._tokens: dict[str, tuple[str, float]] = {}
         self._basic = False  # the registry asked for Basic auth
         self._lock = asyncio.Lock()
 
     def may_receive_credentials(self, url: str) -> bool:
-        """Only the registry itself gets Authorization (not blob CDNs or foreign URLs)."""
-        return urlsplit(url).netloc == self.netloc
+        """Only the registry itself gets Authorization (not blob CDNs, foreign URLs, nor a
+        plain-http page or another port of the same host): same scheme, host and port."""
+        return Origin.of(url) == self._origin
 
     def header_for(self, scope: str) -> str | None:
         token = self._tokens.get(scope)
@@ -162,6 +194,8 @@ class Authorizer:
                 body = await read_capped(resp, MAX_TOKEN_BYTES, self._host, "token response")
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(getattr(exc, "os_error", None), PrivateAddressRefused):
+                raise self._realm_refused(realm, "resolves to a private address") from exc
             raise UpstreamUnavailable(
                 f"token service {urlsplit(realm).netloc} unreachable: {exc.__class__.__name__}",
                 host=self._host,
@@ -181,22 +215,21 @@ class Authorizer:
             raise UpstreamAuthError(
                 f"token service answered HTTP {status}", host=self._host, httpStatus=status
             )
-        try:
-            data = json.loads(body)
-            token = data.get("token") or data.get("access_token")
-            lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise UpstreamProtocolError(
-                "token response is not valid JSON", host=self._host
-            ) from exc
-        if not isinstance(token, str) or not token:
-            raise UpstreamProtocolError("token response carries no token", host=self._host)
+        token, lifetime = parse_token_response(body, self._host)
         # Refresh a little early so a token never expires mid-request.
         self._tokens[scope] = (token, time.monotonic() + max(lifetime - 10, lifetime / 2))
 
+    def _realm_refused(self, realm: str, why: str) -> UpstreamAuthError:
+        return UpstreamAuthError(
+            f"token realm {realm!r} {why}; refused",
+            host=self._host,
+            reason="UPSTREAM_REALM_REFUSED",
+            realm=realm,
+        )
+
     def _check_realm(self, realm: str) -> None:
         parts = urlsplit(realm)
-        host = parts.hostname or ""
+        host = normal_host(parts.hostname or "")
         if parts.scheme not in ("http", "https") or not host:
             raise UpstreamProtocolError(f"token realm {realm!r} is not a URL", host=self._host)
         if self._scheme == "https" and parts.scheme != "https":
@@ -206,8 +239,11 @@ class Authorizer:
                 reason="UPSTREAM_REALM_REFUSED",
                 realm=realm,
             )
+        if self._policy is not None and self._policy.refuses_host(host):
+            raise self._realm_refused(realm, "is a private address")
         allowed = host == self._host or registrable_domain(host) == registrable_domain(self._host)
-        if not allowed and host not in self._remote.token_realm_allowlist:
+        listed = {normal_host(h) for h in self._remote.token_realm_allowlist}
+        if not allowed and host not in listed:
             raise UpstreamAuthError(
                 f"token realm host {host!r} is not {self._host!r} nor in its domain; add it to "
                 "the remote's token_realm_allowlist to trust it",

@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import (
     FailedPrecondition,
     MirrorError,
     NotFound,
+    UpstreamProtocolError,
 )
 from server.domain.filters import TagFilter
 from server.domain.manifests import Descriptor
@@ -37,15 +40,15 @@ from server.domain.resources import (
 from server.domain.rules import is_tag
 from server.domain.signatures import subject_of_tag
 from server.domain.tasks import ProgressState
-from server.storage.blobs import BlobStorage
+from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
 from server.sync import progress
-from server.sync.fetch import BlobFetcher
 from server.sync.hosts import Hosts
+from server.sync.origins import NetworkPolicy
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
 from server.sync.snapshot import Gatherer, Snapshot
@@ -81,6 +84,16 @@ class SyncParameters:
         )
 
 
+def _filter_tags(
+    listed: list[str], tag_filter: TagFilter
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(valid tags, invalid tags, selected tags, include patterns matching none) of an
+    upstream listing (CPU only: run in a thread)."""
+    valid = [t for t in listed if is_tag(t)]
+    invalid = [t for t in listed if not is_tag(t)] if len(valid) != len(listed) else []
+    return valid, invalid, tag_filter.select(valid), tag_filter.unmatched_patterns(valid)
+
+
 class SyncEngine:
     """Runs sync tasks; shared by every sync of the process."""
 
@@ -91,10 +104,12 @@ class SyncEngine:
         versions: VersionStore,
         content: ContentStore,
         committer: VersionCommitter,
-        storage: BlobStorage,
+        storage: BlobStore,
+        fetcher: BlobFetcher,
         hosts: Hosts,
         *,
         backoff_base: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._repositories = repositories
         self._remotes = remotes
@@ -103,24 +118,35 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
-        self._fetcher = BlobFetcher(storage)
+        self._fetcher = fetcher
         self._backoff = backoff_base
+        self._limits = limits or Limits()
 
     async def run(self, context: TaskContext) -> tuple[str, ...]:
         """The task handler: returns the created version's name (or nothing)."""
         params = SyncParameters.from_parameters(context.parameters)
-        await self._repositories.get(params.repository_id)
-        try:
-            remote = await self._remotes.get(params.remote_id)
-        except NotFound as exc:
+        # Two independent reads at once: on PostgreSQL each costs round trips, and a no-op
+        # sync is mostly such fixed costs.
+        repository, remote = await asyncio.gather(
+            self._repositories.get(params.repository_id),
+            self._remotes.get(params.remote_id),
+            return_exceptions=True,
+        )
+        if isinstance(repository, BaseException):
+            raise repository
+        if isinstance(remote, NotFound):
+            exc = remote
             raise NotFound(
                 f"remote {params.remote_id!r} was deleted before the sync started",
                 reason="REMOTE_NOT_FOUND",
                 remote=f"remotes/{params.remote_id}",
             ) from exc
-        async with open_session(remote) as (session, proxy):
+        if isinstance(remote, BaseException):
+            raise remote
+        policy = NetworkPolicy.for_remote(remote.url, self._limits)
+        async with open_session(remote, policy) as (session, proxy):
             extra = {} if self._backoff is None else {"backoff_base": self._backoff}
-            upstream = Upstream(session, proxy, remote, self._hosts, **extra)
+            upstream = Upstream(session, proxy, remote, self._hosts, limits=self._limits, **extra)
             try:
                 return await self._sync(context, params, remote, upstream)
             finally:
@@ -132,13 +158,17 @@ class SyncEngine:
         tags, listed = await self._list_tags(context, remote, upstream)
         snapshot = await self._gather(context, remote, upstream, tags, listed)
         await self._download_blobs(context, remote, upstream, snapshot)
-        saving = await progress.Stage(context, progress.SAVING, "Saving the new version").start()
-        found = await self._save(snapshot)
-        version, _plan = await self._committer.commit_sync(
+        saving = await progress.Stage(
+            context, progress.SAVING, "Saving the new version", total=1, unit="versions"
+        ).start()
+        async with asyncio.TaskGroup() as group:  # a read beside the writes: one wait less
+            saved = group.create_task(self._save(snapshot))
+            remote_pk = group.create_task(self._remotes.pk_of(remote.remote_id))
+        version, plan = await self._committer.commit_sync(
             params.repository_id,
-            found,
+            saved.result(),
             mirror=params.mirror,
-            remote_pk=await self._remotes.pk_of(remote.remote_id),
+            remote_pk=remote_pk.result(),
             origin=VersionOrigin(
                 VersionSource.SYNC,
                 principal=context.parameters.get("principal", ""),
@@ -148,7 +178,14 @@ class SyncEngine:
         )
         if version is not None:
             context.created = (version_name(params.repository_id, version.number),)
-        await saving.set(done=1, total=1)
+        removed_tags = sum(1 for kind, _ in plan.removed if kind == TAG) if plan else 0
+        if params.mirror and removed_tags:
+            # Mirror mode deletes what the upstream no longer selects; say it where it shows.
+            await context.warn(
+                f"mirror mode removed {removed_tags} tag(s) that the remote's upstream "
+                "no longer lists or its filters no longer select"
+            )
+        await saving.set(done=1)
         await saving.finish()
         if version is not None:
             await self._prune(context, params.repository_id)
@@ -159,7 +196,9 @@ class SyncEngine:
     ) -> tuple[list[str], set[str] | None]:
         """(selected tags, every listed tag or None when the listing was skipped)."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
-        stage = progress.Stage(context, progress.LISTING_TAGS, "Listing upstream tags", total=1)
+        stage = progress.Stage(
+            context, progress.LISTING_TAGS, "Listing upstream tags", total=1, unit="requests"
+        )
         await stage.start()
         if tag_filter.is_literal:
             # Every include is literal: probe those references instead of listing 50k tags.
@@ -168,14 +207,20 @@ class SyncEngine:
             await stage.finish(ProgressState.SKIPPED)
             return tags, None
         listed = await upstream.list_tags()
-        invalid = [t for t in listed if not is_tag(t)]
+        # Per-tag work on a list of 100k tags takes a while: off the event loop, so health
+        # checks and pulls are served meanwhile.
+        listed, invalid, tags, unmatched = await asyncio.to_thread(_filter_tags, listed, tag_filter)
         if invalid:
             await context.warn(
                 f"{len(invalid)} upstream tag(s) are not valid OCI tags and were skipped, "
                 f"e.g. {invalid[0][:80]!r}"
             )
-            listed = [t for t in listed if is_tag(t)]
-        tags = tag_filter.select(listed)
+        for pattern in unmatched:
+            # A literal tag that is missing warns when probed; a glob that matches nothing
+            # would otherwise end as a silent "no new version".
+            await context.warn(
+                f"include_tags entry {pattern!r} matches none of the {len(listed)} upstream tags"
+            )
         await stage.set(done=1, message=f"Listed {len(listed)} upstream tags, {len(tags)} selected")
         await stage.finish()
         return tags, set(listed)
@@ -190,10 +235,18 @@ class SyncEngine:
     ) -> Snapshot:
         """Tags -> manifests (index children too) -> signatures; optionally signed only."""
         tag_filter = TagFilter(remote.include_tags, remote.exclude_tags)
-        stage = progress.Stage(context, progress.FETCHING_MANIFESTS, "Fetching manifests")
-        await stage.start()
-        gatherer = Gatherer(context, upstream, self._content, stage)
+        tag_stage = progress.Stage(
+            context, progress.RESOLVING_TAGS, "Resolving tags", total=len(tags), unit="tags"
+        )
+        await tag_stage.start()
+        stage = progress.Stage(
+            context, progress.FETCHING_MANIFESTS, "Fetching manifests", unit="manifests"
+        )
+        gatherer = Gatherer(context, upstream, self._content, stage, tag_stage)
         roots = await gatherer.resolve_tags(tags)
+        await tag_stage.set(message=f"{len(roots)} manifests named by {len(tags)} tags")
+        await tag_stage.finish()
+        await stage.start()
         await gatherer.walk(roots | set(tag_filter.include_digests))
         selected = dict(gatherer.snapshot.tags)
         await SignatureCollector(gatherer, remote, listed).collect()
@@ -235,6 +288,15 @@ class SyncEngine:
         wanted: dict[Digest, Descriptor] = {}
         foreign = 0
         for manifest in snapshot.manifests.values():
+            for blob in manifest.blobs:
+                if blob.size > self._limits.max_blob_bytes:
+                    raise UpstreamProtocolError(
+                        f"manifest {manifest.digest} declares blob {blob.digest} of {blob.size} "
+                        f"bytes, more than the {self._limits.max_blob_bytes} allowed",
+                        host=urlsplit(remote.url).netloc,
+                        reason="UPSTREAM_BLOB_TOO_LARGE",
+                        digest=str(blob.digest),
+                    )
             if manifest.config is not None:
                 wanted.setdefault(manifest.config.digest, manifest.config)
             # Signature and attestation layers are small and must exist as fetched.
@@ -256,16 +318,19 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # Thousands of stat calls (on shared storage, NFS) stay off the event loop.
-        missing = await asyncio.to_thread(
-            lambda: [b for b in wanted if not self._storage.has(b.digest)]
-        )
+        # One batch: thousands of stat calls stay off the event loop (a thread for files,
+        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+        stored = await self._storage.stat_many([b.digest for b in wanted])
+        missing = [
+            b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
+        ]
         stage = progress.Stage(
             context,
             progress.DOWNLOADING_BLOBS,
             f"Downloading blobs ({len(wanted) - len(missing)} already stored)",
             total=len(missing),
             total_bytes=sum(b.size for b in missing),
+            unit="blobs",
         )
         await stage.start()
         if remote.policy is not Policy.IMMEDIATE:
@@ -283,13 +348,15 @@ class SyncEngine:
     async def _save(self, snapshot: Snapshot) -> UpstreamContent:
         """Insert the new content rows; return the upstream set as row ids."""
         await self._content.save_manifests(snapshot.new_manifests)
-        manifest_ids = await self._content.manifest_ids(str(d) for d in snapshot.manifests)
-        if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
         # Schema1 manifests are kept as fetched; their layers (fsLayers, no sizes) are not
         # mirrored, so they are not content of the version either.
         blob_digests = {str(b.digest) for m in snapshot.manifests.values() for b in m.blobs}
-        blob_ids = await self._content.blob_ids(blob_digests)
+        manifest_ids, blob_ids = await asyncio.gather(  # two reads at once
+            self._content.manifest_ids(str(d) for d in snapshot.manifests),
+            self._content.blob_ids(blob_digests),
+        )
+        if len(manifest_ids) != len(snapshot.manifests):
+            raise RuntimeError("a manifest of this sync has no row after saving")
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
         )

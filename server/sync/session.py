@@ -15,6 +15,7 @@ import aiohttp
 
 from server.domain.errors import InvalidArgument
 from server.domain.resources import Remote
+from server.sync.origins import GuardedResolver, NetworkPolicy
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
 READ_BUFFER = 1 << 20
@@ -101,13 +102,16 @@ def ssl_context(remote: Remote) -> ssl.SSLContext | bool:
 
 @contextlib.asynccontextmanager
 async def open_session(
-    remote: Remote,
+    remote: Remote, policy: NetworkPolicy | None = None
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, ProxySettings]]:
-    """The session of one sync; closed (and its connections with it) when the sync ends."""
+    """The session of one sync; closed (and its connections with it) when the sync ends.
+
+    With a `policy`, host names resolve only to addresses it allows (see `origins`)."""
     connector = aiohttp.TCPConnector(
         limit=remote.download_concurrency + 2,  # + token and redirect requests
         limit_per_host=remote.download_concurrency + 2,
         ssl=ssl_context(remote),
+        resolver=None if policy is None else GuardedResolver(policy),
     )
     timeout = aiohttp.ClientTimeout(
         total=remote.total_timeout or None,

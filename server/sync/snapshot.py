@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.domain.digests import Digest
-from server.domain.errors import UpstreamRejected
+from server.domain.errors import UpstreamProtocolError, UpstreamRejected
 from server.domain.manifests import Manifest, parse_manifest
 from server.store.content import ContentStore
 from server.sync.progress import Stage
@@ -91,25 +91,38 @@ class Gatherer:
     """Fills a snapshot from an upstream, counting progress on one stage."""
 
     def __init__(
-        self, context: TaskContext, upstream: Upstream, content: ContentStore, stage: Stage
+        self,
+        context: TaskContext,
+        upstream: Upstream,
+        content: ContentStore,
+        stage: Stage,
+        tag_stage: Stage | None = None,
     ) -> None:
         self.context = context
         self.upstream = upstream
         self._content = content
         self.stage = stage
+        """Counts manifests (its total is known only at the end)."""
+        self.tag_stage = tag_stage
+        """Counts the selected tags resolved (its total is set up front)."""
         self.snapshot = Snapshot()
 
     async def resolve_tags(self, tags: list[str], *, quiet_missing: bool = False) -> set[Digest]:
-        """HEAD each tag; returns the digests they point at (also recorded as tags)."""
+        """HEAD each tag; returns the digests they point at (also recorded as tags).
+
+        Only the selected tags count on the tag stage; quiet probes (signature tags that
+        may not exist) count nowhere, so no total changes mid-stage.
+        """
         found: set[Digest] = set()
-        await self.stage.set(total=self.stage.report.total + len(tags))
+        stage = None if quiet_missing else self.tag_stage
 
         async def resolve(tag: str) -> None:
             digest = await self._resolve(tag, quiet_missing)
             if digest is not None:
                 self.snapshot.tags[tag] = digest
                 found.add(digest)
-            await self.stage.advance()
+            if stage is not None:
+                await stage.advance()
 
         async with asyncio.TaskGroup() as group:
             for tag in tags:
@@ -138,20 +151,42 @@ class Gatherer:
             self.snapshot.new_manifests.append(manifest)
 
     async def walk(self, roots: set[Digest]) -> None:
-        """Load or fetch every manifest reachable from `roots`, level by level."""
+        """Load or fetch every manifest reachable from `roots`, level by level.
+
+        A lying upstream could nest indexes without end or fan one tag out to millions of
+        manifests: at most `max_index_depth` levels below a root, and at most
+        `max_manifests_per_tag` manifests per root, checked before a level is fetched."""
+        limits = self.upstream.limits
+        budget = limits.max_manifests_per_tag * max(1, len(roots))
         self.snapshot.roots |= roots
         frontier, visited = set(roots), set[Digest]()
+        level = 0
         while frontier:
             visited |= frontier
+            if len(visited) > budget:
+                raise self._refused(
+                    f"more than {limits.max_manifests_per_tag} manifests per tag",
+                    "UPSTREAM_TOO_MANY_MANIFESTS",
+                )
+            if level > limits.max_index_depth:
+                raise self._refused(
+                    f"indexes nested deeper than {limits.max_index_depth} levels",
+                    "UPSTREAM_INDEX_TOO_DEEP",
+                )
             missing = frontier - set(self.snapshot.manifests)
             if missing:
                 await self._load_or_fetch(missing)
             children = {c.digest for d in frontier for c in self.snapshot.manifests[d].children}
             frontier = children - visited
+            level += 1
+
+    def _refused(self, why: str, reason: str) -> UpstreamProtocolError:
+        return UpstreamProtocolError(
+            f"{self.upstream.host} serves {why}; refused", host=self.upstream.host, reason=reason
+        )
 
     async def _load_or_fetch(self, digests: set[Digest]) -> None:
         """Manifests in the database cost no upstream request; the rest are fetched."""
-        await self.stage.set(total=self.stage.report.total + len(digests))
         known = await self._content.known_manifests(str(d) for d in digests)
         fetches: list[asyncio.Task[Manifest]] = []
         async with asyncio.TaskGroup() as group:

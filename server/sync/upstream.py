@@ -11,10 +11,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,6 +20,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import aiohttp
 
+from server.config import Limits
+from server.domain import strictjson
 from server.domain.digests import Digest
 from server.domain.errors import (
     DigestMismatch,
@@ -40,9 +40,9 @@ from server.domain.manifests import (
     parse_manifest,
 )
 from server.domain.resources import Remote
-from server.storage.blobs import BlobStorage, BlobWriter
 from server.sync.auth import Authorizer, read_capped
 from server.sync.hosts import Hosts, RateLimiter, parse_retry_after
+from server.sync.origins import NetworkPolicy, Origin, PrivateAddressRefused, normal_host
 from server.sync.session import ProxySettings
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TAGS_PAGE_SIZE = 1000
-MAX_TAG_PAGES = 10_000
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 BLOB_CHUNK = 1 << 20
-# A blob must arrive at least this fast on average (after a grace period): per-read timeouts
-# alone let a slow-drip upstream hold a sync forever.
-MIN_BLOB_THROUGHPUT = 32 * 1024
-BLOB_GRACE_SECONDS = 60.0
 MAX_REFERRER_PAGES = 100
+# Requests that stream blobs: bounded by throughput, not by the metadata deadline.
+STREAMING_KINDS = frozenset({"blob_get", "sigstore"})
 MAX_LOOKASIDE_SIGNATURES = 100
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 30.0
@@ -89,6 +86,7 @@ class Upstream:
         hosts: Hosts,
         *,
         backoff_base: float = BACKOFF_BASE,
+        limits: Limits | None = None,
     ) -> None:
         self._session = session
         self._proxy = proxy
@@ -97,7 +95,10 @@ class Upstream:
         self._base = remote.url.rstrip("/")
         self.host = urlsplit(self._base).netloc
         self._name = remote.upstream_name
-        self._auth = Authorizer(session, remote, self._base)
+        self.limits = limits or Limits()
+        self.policy = NetworkPolicy.for_remote(remote.url, self.limits)
+        self._origin = Origin.of(self._base)
+        self._auth = Authorizer(session, remote, self._base, self.policy)
         self._scope = f"repository:{self._name}:pull"
         self._slots = asyncio.Semaphore(remote.download_concurrency)
         self._rate = RateLimiter(remote.rate_limit)
@@ -107,17 +108,22 @@ class Upstream:
     # -- public operations -------------------------------------------------------------
 
     async def list_tags(self) -> list[str]:
-        """Every tag, following `Link` pagination; raises if the listing cannot complete."""
+        """Every tag, following `Link` pagination; raises if the listing cannot complete.
+
+        Bounded by `limits.max_tag_list_pages` pages and `limits.max_tag_list_bytes` bytes in
+        all; each `Link` must stay on the registry's origin (see `origins`)."""
         url = f"{self._base}/v2/{self._name}/tags/list?n={TAGS_PAGE_SIZE}"
         tags: list[str] = []
         seen_urls: set[str] = set()
-        for _ in range(MAX_TAG_PAGES):
+        self._tag_bytes = 0
+        pages = self.limits.max_tag_list_pages
+        for _ in range(pages):
             seen_urls.add(url)
-            body, link = await self._retrying(lambda u=url: self._get_tags_page(u))
+            body, link = await self.retrying(lambda u=url: self._get_tags_page(u))
             tags.extend(body)
             if not link:
                 return list(dict.fromkeys(tags))
-            url = urljoin(url, link)
+            url = self._follow_link(url, link, "tag list")
             if url in seen_urls:
                 raise UpstreamProtocolError(
                     f"{self.host} tag list pagination loops at {url}",
@@ -125,7 +131,7 @@ class Upstream:
                     reason="UPSTREAM_TAG_LIST_LOOP",
                 )
         raise UpstreamProtocolError(
-            f"{self.host} tag list has more than {MAX_TAG_PAGES} pages; refusing to follow",
+            f"{self.host} tag list has more than {pages} pages; refusing to follow",
             host=self.host,
             reason="UPSTREAM_TAG_LIST_TOO_LONG",
         )
@@ -146,7 +152,7 @@ class Upstream:
                     size=resp.content_length,
                 )
 
-        return await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_manifest(self, reference: str, expected: Digest | None = None) -> Manifest | None:
         """GET and parse a manifest, verifying its digest; None when it does not exist."""
@@ -191,52 +197,7 @@ class Upstream:
                     reference=reference,
                 ) from exc
 
-        return await self._retrying(attempt)
-
-    async def fetch_blob(
-        self,
-        blob: Descriptor,
-        storage: BlobStorage,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        """Download a blob into storage, verified; restarts from zero on a retryable failure."""
-        foreign = blob.is_foreign and bool(blob.urls)
-        url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
-
-        async def attempt() -> None:
-            received = 0
-            writer: BlobWriter | None = None
-            try:
-                # The temp file opens only once the response is good: a big first sync queues
-                # thousands of downloads, and an open file each would exhaust descriptors.
-                async with self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp:
-                    await self._raise_for_status(resp, f"blob {blob.digest}")
-                    writer = await storage.open_writer(blob.digest, blob.size)
-                    started = time.monotonic()
-                    deadline = started + BLOB_GRACE_SECONDS + blob.size / MIN_BLOB_THROUGHPUT
-                    async for chunk in resp.content.iter_chunked(BLOB_CHUNK):
-                        await writer.write(chunk)
-                        received += len(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                        if writer.size > blob.size:
-                            break  # more than announced: fail verification now
-                        if time.monotonic() > deadline:
-                            raise UpstreamUnavailable(
-                                f"blob {blob.digest} from {self.host} arrives too slowly",
-                                host=self.host,
-                                reason="UPSTREAM_TOO_SLOW",
-                                digest=str(blob.digest),
-                            )
-                    await writer.commit(self.host)
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                if on_bytes is not None and received:
-                    on_bytes(-received)  # the retry starts over
-                raise
-
-        await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_referrers(self, digest: Digest) -> list[Descriptor] | None:
         """Referrers of `digest` by the OCI 1.1 API; None when the registry lacks the API."""
@@ -255,7 +216,7 @@ class Upstream:
                     body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "referrers")
                     return body, _next_link(resp.headers.getall("Link", []))
 
-            page = await self._retrying(attempt)
+            page = await self.retrying(attempt)
             if page is None:
                 return None if pages == 1 else found
             try:
@@ -265,7 +226,7 @@ class Upstream:
                     f"referrers of {digest} from {self.host} are invalid: {exc}", host=self.host
                 ) from exc
             found.extend(index.children)
-            url = urljoin(url, page[1]) if page[1] else None
+            url = self._follow_link(url, page[1], "referrers") if page[1] else None
         return found
 
     async def get_atomic_signatures(self, digest: Digest) -> list[tuple[str, bytes]] | None:
@@ -279,7 +240,8 @@ class Upstream:
                 await self._raise_for_status(resp, f"signatures of {digest}")
                 body = await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signatures")
             try:
-                entries = json.loads(body).get("signatures") or []
+                entries = strictjson.loads(body, spec_keys=("signatures",)).get("signatures")
+                entries = entries or []
                 return [
                     (str(e.get("name", "")), base64.b64decode(e["content"], validate=True))
                     for e in entries
@@ -290,7 +252,7 @@ class Upstream:
                     f"signatures of {digest} from {self.host} are invalid", host=self.host
                 ) from exc
 
-        return await self._retrying(attempt)
+        return await self.retrying(attempt)
 
     async def get_lookaside_signatures(self, sigstore: str, digest: Digest) -> list[bytes]:
         """`<sigstore>/<name>@<alg>=<hex>/signature-N` for N = 1, 2, ... until a 404."""
@@ -306,35 +268,24 @@ class Upstream:
                     await self._raise_for_status(resp, f"lookaside signature {n} of {digest}")
                     return await read_capped(resp, MAX_MANIFEST_BYTES, self.host, "signature")
 
-            data = await self._retrying(attempt)
+            data = await self.retrying(attempt)
             if data is None:
                 break
             found.append(data)
         return found
 
     @contextlib.asynccontextmanager
-    async def open_blob(self, blob: Descriptor) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A streaming GET of a blob (pull-through); retried only until the body starts."""
+    async def blob_stream(self, blob: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        """One GET of a blob, its body as chunks (no retries: the fetcher retries the whole
+        download through `retrying`). Body errors become `UpstreamUnavailable`."""
         foreign = blob.is_foreign and bool(blob.urls)
         url = blob.urls[0] if foreign else f"{self._base}/v2/{self._name}/blobs/{blob.digest}"
-
-        async def attempt() -> tuple[_Exchange, aiohttp.ClientResponse]:
-            exchange = self._send("GET", url, "blob_get", {}, credentials=not foreign)
-            resp = await exchange.__aenter__()
+        async with self._send("GET", url, "blob_get", {}, credentials=not foreign) as resp:
+            await self._raise_for_status(resp, f"blob {blob.digest}")
             try:
-                await self._raise_for_status(resp, f"blob {blob.digest}")
-            except BaseException:
-                await exchange.__aexit__(None, None, None)
-                raise
-            return exchange, resp
-
-        exchange, resp = await self._retrying(attempt)
-        try:
-            yield resp
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _body_error(self.host, exc) from exc
-        finally:
-            await exchange.__aexit__(None, None, None)
+                yield resp.content.iter_chunked(BLOB_CHUNK)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _body_error(self.host, exc) from exc
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -349,19 +300,30 @@ class Upstream:
                     upstreamName=self._name,
                 )
             await self._raise_for_status(resp, "tag list")
-            body = await read_capped(resp, MAX_TAG_PAGE_BYTES, self.host, "tag list")
+            left = self.limits.max_tag_list_bytes - self._tag_bytes
+            body = await read_capped(resp, min(MAX_TAG_PAGE_BYTES, left), self.host, "tag list")
+            self._tag_bytes += len(body)
             link = _next_link(resp.headers.getall("Link", []))
-        try:
-            tags = json.loads(body).get("tags") or []
-        except (ValueError, AttributeError) as exc:
-            raise UpstreamProtocolError(
-                f"{self.host} sent an invalid tag list", host=self.host
-            ) from exc
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise UpstreamProtocolError(f"{self.host} sent an invalid tag list", host=self.host)
-        return tags, link
+        return parse_tag_list(body, self.host), link
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    def _follow_link(self, current: str, link: str, what: str) -> str:
+        """The absolute URL of a `Link` target, if it keeps the registry's origin (scheme,
+        host, port) or names an allow-listed host; an upstream must not send us elsewhere."""
+        target = _join(current, link, self.host)
+        origin = Origin.of(target)
+        allowed = {normal_host(h) for h in self._remote.token_realm_allowlist}
+        if origin != self._origin and not (
+            origin.host in allowed and origin.scheme in ("https", self._origin.scheme)
+        ):
+            log.warning("%s: %s Link to %s refused (not its origin)", self.host, what, target)
+            raise UpstreamProtocolError(
+                f"{self.host} {what} pagination leads to another origin; refused",
+                host=self.host,
+                reason="UPSTREAM_LINK_REFUSED",
+            )
+        return target
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         tries = self._remote.max_retries + 1
         for number in range(1, tries + 1):
             try:
@@ -412,6 +374,48 @@ class Upstream:
             host=self.host,
             status=status,
         )
+
+
+def _join(base: str, reference: str, host: str) -> str:
+    """`reference` (a Location or Link target) made absolute; refused if it is no URL."""
+    try:
+        target = urljoin(base, reference)
+        urlsplit(target).port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an unusable URL {reference[:100]!r}",
+            host=host,
+            reason="UPSTREAM_URL_INVALID",
+        ) from exc
+    return target
+
+
+def parse_tag_list(body: bytes, host: str) -> list[str]:
+    """The `tags` of a tag-list page (strict JSON: `{"name": ..., "tags": [...]}`)."""
+    try:
+        tags = strictjson.loads(body, spec_keys=("name", "tags")).get("tags") or []
+    except (ValueError, AttributeError) as exc:
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list: {exc}",
+            host=host,
+            reason="UPSTREAM_TAG_LIST_INVALID",
+        ) from exc
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise UpstreamProtocolError(
+            f"{host} sent an invalid tag list", host=host, reason="UPSTREAM_TAG_LIST_INVALID"
+        )
+    return tags
+
+
+def _private_refused(host: str, url: str) -> UpstreamProtocolError:
+    target = urlsplit(url).hostname or url
+    log.warning("%s: request to %s refused: a private address", host, url)
+    return UpstreamProtocolError(
+        f"{host} led to the private address {target}; refused (see allow_private_upstreams)",
+        host=host,
+        reason="UPSTREAM_PRIVATE_ADDRESS_REFUSED",
+        target=target,
+    )
 
 
 def _body_error(host: str, exc: BaseException) -> UpstreamUnavailable:
@@ -495,11 +499,23 @@ class _Exchange:
             up.requests[self._kind] = up.requests.get(self._kind, 0) + 1
             proxy = up._proxy.kwargs(url)
             headers.update(proxy.pop("extra_headers", {}))  # type: ignore[arg-type]
+            if self._kind not in STREAMING_KINDS and not up._remote.total_timeout:
+                # Metadata is small: a finite deadline even when the remote sets none.
+                proxy["timeout"] = aiohttp.ClientTimeout(
+                    total=up.limits.metadata_timeout,
+                    sock_connect=up._remote.connect_timeout or None,
+                    sock_read=up._remote.sock_read_timeout or None,
+                )
             try:
+                up.policy.check_url(url)
                 resp = await up._session.request(
                     self._method, url, headers=headers, allow_redirects=False, **proxy
                 )
+            except PrivateAddressRefused as exc:
+                raise _private_refused(up.host, url) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(getattr(exc, "os_error", None), PrivateAddressRefused):
+                    raise _private_refused(up.host, url) from exc
                 raise UpstreamUnavailable(
                     f"{urlsplit(url).netloc} unreachable: {exc.__class__.__name__}: {exc}",
                     host=up.host,
@@ -511,8 +527,8 @@ class _Exchange:
                 answered_challenge = True
                 continue
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                target = urljoin(url, resp.headers["Location"])
                 resp.release()
+                target = _join(url, resp.headers["Location"], up.host)
                 if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
                     raise UpstreamProtocolError(
                         f"{up.host} redirected https to http ({target}); refused",

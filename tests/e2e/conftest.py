@@ -29,6 +29,7 @@ from server.app import Services, start_registry
 from server.config import Settings
 from tests.support import images as img
 from tests.support.registry import RegistryProcess, registry_available
+from tests.support.s3 import FilesystemView, StorageView, assert_sound
 
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
 SYNC_TIMEOUT = 30.0
@@ -70,11 +71,17 @@ def upstream_name() -> str:
 
 @pytest.fixture
 async def e2e(
-    grpc_target: str, registry_endpoint: str, settings: Settings, tmp_path: Path
+    grpc_target: str,
+    registry_endpoint: str,
+    settings: Settings,
+    tmp_path: Path,
+    storage_view: StorageView,
 ) -> AsyncIterator[E2E]:
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         async with aiohttp.ClientSession(auto_decompress=False) as http:
-            yield E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http)
+            e2e = E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http)
+            e2e.storage = storage_view
+            yield e2e
 
 
 # ---------------------------------------------------------------------------- client
@@ -103,6 +110,8 @@ class E2E:
         self.endpoint = endpoint
         self.base_url = f"http://{endpoint}"
         self.data_dir = data_dir
+        self.storage: StorageView = FilesystemView(data_dir)
+        """The blob store under test, whichever backend (see tests/support/s3.py)."""
         self.tmp_path = tmp_path
         self.http = http
         self.repositories = pb_grpc.RepositoryServiceStub(channel)
@@ -309,18 +318,10 @@ def blob_path(data_dir: Path, digest: str) -> Path:
     return data_dir / "blobs" / algorithm / hexpart[:2] / hexpart
 
 
-def stored_digests(data_dir: Path) -> set[str]:
-    """Digests of every file under ``<data_dir>/blobs`` (each checked to re-hash to its
-    name), and the temp directory must be empty."""
-    tmp = data_dir / "tmp"
-    leftovers = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
-    assert leftovers == [], f"temp files left behind: {leftovers}"
-    out: set[str] = set()
-    for path in (data_dir / "blobs").rglob("*"):
-        if path.is_file():
-            assert sha256_hex(path.read_bytes()) == path.name, f"{path} is corrupt"
-            out.add(f"{path.parent.parent.name}:{path.name}")
-    return out
+def stored_digests(where: Path | StorageView) -> set[str]:
+    """Digests of every stored blob (each checked to re-hash to its name); no temporary may
+    be left. `where`: a data dir, or any backend's view (`e2e.storage`)."""
+    return assert_sound(FilesystemView(where) if isinstance(where, Path) else where)
 
 
 def layer_digests(artifact: Artifact) -> set[str]:

@@ -157,20 +157,21 @@ def test_repository_commands(server: ServerProcess) -> None:
     assert "name: repositories/codzo" in text.splitlines()
     assert "latest_version: repositories/codzo/versions/0" in text.splitlines()
 
+    # -o json: the response message in canonical proto3 JSON, as grpcurl prints it.
     created = as_json(
         ctl(server, "--output", "json", "repository", "create", "e2e-two", "--retain-versions", "2")
-    )
+    )["repository"]
     assert created["name"] == "repositories/e2e-two"
-    assert created["retain_versions"] == 2
-    assert created["latest_version"] == "repositories/e2e-two/versions/0"
-    assert created["description"] == ""
-    assert created["uid"] and created["create_time"]
+    assert created["retainVersions"] == 2
+    assert created["latestVersion"] == "repositories/e2e-two/versions/0"
+    assert "description" not in created  # default values are left out, as grpcurl does
+    assert created["uid"] and created["createTime"]
 
-    shown = as_json(ctl(server, "repository", "show", "codzo", "-o", "json"))
+    shown = as_json(ctl(server, "repository", "show", "codzo", "-o", "json"))["repository"]
     assert (shown["name"], shown["description"]) == ("repositories/codzo", "hello mirror")
     assert shown["versions"] == "repositories/codzo"
 
-    listed = as_json(ctl(server, "-o", "json", "repository", "list"))
+    listed = as_json(ctl(server, "-o", "json", "repository", "list"))["repositories"]
     names = [r["name"] for r in listed]
     assert "repositories/codzo" in names and "repositories/e2e-two" in names
     assert names == sorted(names)
@@ -180,10 +181,10 @@ def test_repository_commands(server: ServerProcess) -> None:
 
     updated = as_json(
         ctl(server, "-o", "json", "repository", "update", "e2e-two", "--description", "changed")
-    )
-    assert (updated["description"], updated["retain_versions"]) == ("changed", 2)
+    )["repository"]
+    assert (updated["description"], updated["retainVersions"]) == ("changed", 2)
     assert updated["uid"] == created["uid"]
-    assert updated["update_time"] >= created["update_time"]
+    assert updated["updateTime"] >= created["updateTime"]
 
     assert ok(ctl(server, "repository", "delete", "e2e-two")).strip() == (
         "deleted repositories/e2e-two"
@@ -215,29 +216,30 @@ def test_remote_commands(server: ServerProcess) -> None:
         )
     )
     assert SECRET not in created_text
-    created = json.loads(created_text)
+    created = json.loads(created_text)["remote"]
     assert created["name"] == "remotes/e2e-hub"
     assert created["url"] == "https://registry.example.com"
-    assert created["upstream_name"] == "library/hello-world"
-    assert created["include_tags"] == ["1.*", "2.*"]
+    assert created["upstreamName"] == "library/hello-world"
+    assert created["includeTags"] == ["1.*", "2.*"]
     assert created["policy"] == "POLICY_ON_DEMAND"
-    assert (created["username"], created["password_set"]) == ("bob", True)
-    assert created.get("password", "") == ""
+    assert (created["username"], created["passwordSet"]) == ("bob", True)
+    assert "password" not in created
 
     shown_text = ok(ctl(server, "remote", "show", "e2e-hub"))
     assert "password: (set)" in shown_text.splitlines()
     assert SECRET not in shown_text
-    assert as_json(ctl(server, "-o", "json", "remote", "show", "remotes/e2e-hub")) == created
+    shown = as_json(ctl(server, "-o", "json", "remote", "show", "remotes/e2e-hub"))
+    assert shown == {"remote": created}
 
-    listed = as_json(ctl(server, "-o", "json", "remote", "list"))
+    listed = as_json(ctl(server, "-o", "json", "remote", "list"))["remotes"]
     assert [r["name"] for r in listed if r["name"] == "remotes/e2e-hub"] == ["remotes/e2e-hub"]
 
     updated = as_json(
         ctl(server, "-o", "json", "remote", "update", "e2e-hub", "--exclude-tags", "*-rc*")
-    )
-    assert updated["exclude_tags"] == ["*-rc*"]
-    assert updated["include_tags"] == ["1.*", "2.*"]
-    assert updated["password_set"] is True
+    )["remote"]
+    assert updated["excludeTags"] == ["*-rc*"]
+    assert updated["includeTags"] == ["1.*", "2.*"]
+    assert updated["passwordSet"] is True
     assert updated["uid"] == created["uid"]
 
     assert ok(ctl(server, "remote", "delete", "e2e-hub")).strip() == "deleted remotes/e2e-hub"
@@ -246,16 +248,16 @@ def test_remote_commands(server: ServerProcess) -> None:
 
 def test_version_and_task_commands(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-versions"))
-    versions = as_json(ctl(server, "-o", "json", "version", "list", "e2e-versions"))
+    versions = as_json(ctl(server, "-o", "json", "version", "list", "e2e-versions"))["versions"]
     assert [v["name"] for v in versions] == ["repositories/e2e-versions/versions/0"]
     table = ok(ctl(server, "version", "list", "e2e-versions")).splitlines()
     assert table[0].split() == ["NUMBER", "CREATED", "BASE", "ADDED", "REMOVED", "PRESENT"]
     assert table[1].split()[0] == "0"
 
     latest = as_json(ctl(server, "-o", "json", "version", "show", "e2e-versions", "latest"))
+    latest = latest["version"]
     assert latest["name"] == "repositories/e2e-versions/versions/0"
-    assert latest["base_version"] == ""
-    assert "content_summary" in latest
+    assert "baseVersion" not in latest
     text = ok(ctl(server, "version", "show", "e2e-versions", "0")).splitlines()
     assert "name: repositories/e2e-versions/versions/0" in text
     assert "content: (none)" in text
@@ -278,7 +280,7 @@ def test_version_and_task_commands(server: ServerProcess) -> None:
     )
     task = as_json(
         ctl(server, "-o", "json", "sync", "e2e-versions", "--remote", "e2e-dead", "--detach")
-    )
+    )["task"]
     assert task["name"].startswith("tasks/")
     assert task["state"] == "TASK_STATE_QUEUED"
     assert task["parameters"]["repository"] == "repositories/e2e-versions"
@@ -299,7 +301,7 @@ def test_version_and_task_commands(server: ServerProcess) -> None:
             "--repository",
             "e2e-versions",
         )
-    )
+    )["tasks"]
     assert [t["name"] for t in mine] == [task["name"]]
     assert mine[0]["state"] == "TASK_STATE_FAILED"
     assert mine[0]["error"]["code"] and mine[0]["error"]["reason"]
@@ -324,7 +326,7 @@ def test_mirror_server_environment_variable(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-env"))
     listed = as_json(
         ctl(None, "-o", "json", "repository", "list", env=clean_env(MIRROR_SERVER=server.address))
-    )
+    )["repositories"]
     assert "repositories/e2e-env" in [r["name"] for r in listed]
     # The variable is really used: pointing it at nothing fails.
     dead = f"127.0.0.1:{free_port()}"
@@ -415,7 +417,7 @@ def test_a_taken_port_is_a_one_line_error(server: ServerProcess, tmp_path: Path)
         assert not data.exists()
     # Every call still reaches the first server's database.
     for _ in range(5):
-        listed = as_json(ctl(server, "-o", "json", "repository", "list"))
+        listed = as_json(ctl(server, "-o", "json", "repository", "list"))["repositories"]
         assert "repositories/e2e-first-server" in [r["name"] for r in listed]
 
 
@@ -429,6 +431,45 @@ def test_server_help_names_every_variable_of_the_readme(tmp_path: Path) -> None:
     assert "usage: mirror-server" in result.stdout
     for variable in variables:
         assert variable in result.stdout, variable
+
+
+BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
+
+
+@pytest.mark.skipif(not BUF.exists(), reason="buf is not installed (npm ci installs it)")
+def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
+    """`-o json` is the canonical proto3 JSON: a script can switch to buf curl / grpcurl."""
+    ok(ctl(server, "repository", "create", "e2e-json", "--retain-versions", "3"))
+    for command, method, body in [
+        (
+            ["repository", "show", "e2e-json"],
+            "RepositoryService/GetRepository",
+            {"name": "repositories/e2e-json"},
+        ),
+        (
+            ["version", "show", "e2e-json", "0"],
+            "VersionService/GetVersion",
+            {"name": "repositories/e2e-json/versions/0"},
+        ),
+    ]:
+        ours = as_json(ctl(server, "-o", "json", *command))
+        theirs = subprocess.run(
+            [
+                str(BUF),
+                "curl",
+                "--protocol",
+                "grpc",
+                "--http2-prior-knowledge",
+                "--data",
+                json.dumps(body),
+                f"http://{server.address}/mirror.v1.{method}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert ours == json.loads(theirs.stdout), method
 
 
 def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_path: Path) -> None:
@@ -456,18 +497,21 @@ def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
-    version = as_json(ctl(server, "-o", "json", "version", "show", "cli-team", "latest"))
-    assert version["source"] == "VERSION_SOURCE_PUSH"
+    shown = as_json(ctl(server, "-o", "json", "version", "show", "cli-team", "latest"))
+    assert shown["version"]["source"] == "VERSION_SOURCE_PUSH"
 
     copied = as_json(
         ctl(server, "-o", "json", "content", "copy", "cli-team", "cli-curated", "--tag", "1.*")
     )
-    assert copied["name"] == "repositories/cli-curated/versions/1"
-    assert copied["source_detail"].startswith("copy tags ['1.*'] from repositories/cli-team")
+    assert copied["changed"] is True
+    assert copied["version"]["name"] == "repositories/cli-curated/versions/1"
+    assert copied["version"]["sourceDetail"].startswith(
+        "copy tags ['1.*'] from repositories/cli-team"
+    )
     ok(ctl(server, "content", "tag", "cli-curated", "stable", image.digest))
     ok(ctl(server, "content", "untag", "cli-curated", "1.0"))
     rolled = as_json(ctl(server, "-o", "json", "version", "rollback", "cli-curated", "1"))
-    assert rolled["name"] == "repositories/cli-curated/versions/4"
+    assert rolled["version"]["name"] == "repositories/cli-curated/versions/4"
     unchanged = ctl(server, "version", "rollback", "cli-curated", "1")
     assert unchanged.returncode == 0 and "nothing changed" in unchanged.stderr
     ok(ctl(server, "repository", "update", "cli-curated", "--mirror", "true"))

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
 from tests.support import images as img
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess
+from tests.support.s3 import SERVING_BACKENDS, STORAGE_BACKENDS
 
 pytestmark = [pytest.mark.registry, needs_registry]
 
@@ -43,6 +44,7 @@ def blob_get(digest: str) -> str:
 
 @pytest.mark.skopeo
 @needs_skopeo
+@SERVING_BACKENDS
 async def test_on_demand_stores_layers_on_first_pull_and_survives_upstream_stop(
     e2e: E2E, upstream_name: str
 ) -> None:
@@ -52,7 +54,7 @@ async def test_on_demand_stores_layers_on_first_pull_and_survives_upstream_stop(
         await img.push_index(upstream.url, upstream_name, "v1", index)
         await e2e.publish("app", upstream.url, upstream_name, BASE, pb.POLICY_ON_DEMAND)
 
-        before = stored_digests(e2e.data_dir)
+        before = stored_digests(e2e.storage)
         assert before.isdisjoint(layers), "ON_DEMAND sync downloaded layers"
         assert before <= config_digests(index)
         listed = await e2e.blobs("app")
@@ -61,10 +63,10 @@ async def test_on_demand_stores_layers_on_first_pull_and_survives_upstream_stop(
 
         first = await e2e.copy_oci(BASE, "v1", "first")
         check_oci_layout(first, index)
-        after = stored_digests(e2e.data_dir)  # every file re-hashes to its name
+        after = stored_digests(e2e.storage)  # every blob re-hashes to its name
         assert layers <= after
         for digest in layers:
-            assert blob_path(e2e.data_dir, digest).read_bytes() == index.blobs[digest]
+            assert e2e.storage.read(digest) == index.blobs[digest]
         assert all(b.stored for b in (await e2e.blobs("app")).values())
 
         await upstream.astop()
@@ -77,6 +79,7 @@ async def test_on_demand_stores_layers_on_first_pull_and_survives_upstream_stop(
 
 @pytest.mark.skopeo
 @needs_skopeo
+@STORAGE_BACKENDS
 async def test_streamed_pull_never_stores_layers(
     e2e: E2E, proxy: FaultProxy, upstream_registry: RegistryProcess, upstream_name: str
 ) -> None:
@@ -84,13 +87,13 @@ async def test_streamed_pull_never_stores_layers(
     layers = layer_digests(image)
     await img.push_image(upstream_registry.url, upstream_name, "v1", image)
     await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_STREAMED)
-    assert stored_digests(e2e.data_dir).isdisjoint(layers)
+    assert stored_digests(e2e.storage).isdisjoint(layers)
 
     proxy.clear_log()
     for label in ("first", "second"):
         out = await e2e.copy_oci(BASE, "v1", label)
         check_oci_layout(out, image)
-        assert stored_digests(e2e.data_dir).isdisjoint(layers), f"{label} pull stored a layer"
+        assert stored_digests(e2e.storage).isdisjoint(layers), f"{label} pull stored a layer"
     for digest in layers:
         assert proxy.hits("GET", blob_get(digest)) == 2, "each pull streams from upstream"
     listed = await e2e.blobs("app")
@@ -109,7 +112,7 @@ async def _on_demand_layer(
     (layer,) = image.layers
     await img.push_image(upstream_registry.url, upstream_name, "v1", image)
     await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_ON_DEMAND)
-    assert not blob_path(e2e.data_dir, layer.digest).exists()
+    assert e2e.storage.read(layer.digest) is None
     proxy.clear_log()
     return layer
 
@@ -123,6 +126,7 @@ async def _get(e2e: E2E, digest: str) -> tuple[int, bytes]:
             return -1, b""
 
 
+@STORAGE_BACKENDS
 async def test_pull_arriving_during_a_fill_waits_for_it(
     e2e: E2E, proxy: FaultProxy, upstream_registry: RegistryProcess, upstream_name: str
 ) -> None:
@@ -138,8 +142,8 @@ async def test_pull_arriving_during_a_fill_waits_for_it(
     proxy.release()
     assert await asyncio.gather(first, second) == [(200, layer.blob)] * 2
     assert proxy.hits("GET", blob_get(layer.digest)) == 1
-    assert blob_path(e2e.data_dir, layer.digest).read_bytes() == layer.blob
-    assert layer.digest in stored_digests(e2e.data_dir)
+    assert e2e.storage.read(layer.digest) == layer.blob
+    assert layer.digest in stored_digests(e2e.storage)
 
 
 async def test_parallel_pulls_of_a_missing_blob_fetch_it_once(

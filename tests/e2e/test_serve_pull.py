@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
 )
 from tests.support import images as img
 from tests.support.registry import RegistryProcess
+from tests.support.s3 import SERVING_BACKENDS
 
 pytestmark = [pytest.mark.registry, needs_registry, pytest.mark.skopeo, needs_skopeo]
 
@@ -45,6 +46,7 @@ async def push(registry: RegistryProcess, name: str, tag: str, artifact: img.Ima
     assert digest == artifact.digest
 
 
+@SERVING_BACKENDS
 @pytest.mark.parametrize("kind", list(BUILDERS))
 async def test_skopeo_inspect_and_copy_all_are_byte_identical(
     e2e: E2E, upstream_registry: RegistryProcess, upstream_name: str, kind: str

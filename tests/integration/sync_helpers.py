@@ -14,7 +14,6 @@ neither an unused import nor a redefinition.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -32,6 +31,7 @@ from server.config import Settings
 from tests.support import images as img
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess, registry_available
+from tests.support.s3 import FilesystemView, StorageView, assert_sound
 
 BLOB = "container.blob"
 MANIFEST = "container.manifest"
@@ -77,10 +77,12 @@ async def proxy_fixture(registry: RegistryProcess) -> AsyncIterator[FaultProxy]:
 
 
 @pytest.fixture(name="mirror")
-async def mirror_fixture(grpc_target: str, settings: Settings) -> AsyncIterator[Mirror]:
-    """A gRPC client of the server under test, with its data directory."""
+async def mirror_fixture(
+    grpc_target: str, settings: Settings, storage_view: StorageView
+) -> AsyncIterator[Mirror]:
+    """A gRPC client of the server under test, with its data directory and blob store."""
     async with grpc.aio.insecure_channel(grpc_target) as channel:
-        yield Mirror(channel, settings.data_dir)
+        yield Mirror(channel, settings.data_dir, storage_view)
 
 
 # ---------------------------------------------------------------------------- upstream
@@ -209,21 +211,10 @@ def stored_digests(data_dir: Path) -> set[str]:
     return {f"{path.parent.parent.name}:{path.name}" for path in root.rglob("*") if path.is_file()}
 
 
-def assert_storage_sound(data_dir: Path) -> set[str]:
-    """Every stored blob re-hashes to its name and sits in its fan-out directory; the temp
-    directory is empty. Returns the stored digests."""
-    tmp = data_dir / "tmp"
-    leftovers = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
-    assert leftovers == [], f"temp files left behind: {leftovers}"
-    digests = stored_digests(data_dir)
-    for digest in digests:
-        path = blob_path(data_dir, digest)
-        assert path.is_file(), f"{path} is not where the layout puts {digest}"
-        algorithm, _, hexpart = digest.partition(":")
-        assert algorithm == "sha256"
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        assert actual == hexpart, f"{path} holds bytes hashing to sha256:{actual}"
-    return digests
+def assert_storage_sound(where: Path | StorageView) -> set[str]:
+    """Every stored blob re-hashes to its name and sits where the layout puts it; no
+    temporary is left. Returns the stored digests (a data dir, or any backend's view)."""
+    return assert_sound(FilesystemView(where) if isinstance(where, Path) else where)
 
 
 # ---------------------------------------------------------------------------- gRPC client
@@ -253,7 +244,9 @@ class SyncRun:
 
 def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]) -> None:
     """SNAPSHOT first, FINISHED last (and only last), the task state never goes back, and
-    per progress code neither ``done`` nor ``total`` ever decrease."""
+    per progress code neither ``done`` nor ``total`` ever decrease, a total once known never
+    changes while its stage runs (clients draw rates and ETAs from it), and every report
+    states its unit."""
     assert events, "no events"
     kinds = [e.kind for e in events]
     assert kinds[0] == pb.TASK_EVENT_KIND_SNAPSHOT, kinds
@@ -266,6 +259,7 @@ def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]
     assert len(names) == 1, names
     rank = 0
     done: dict[str, int] = {}
+    totals: dict[str, int] = {}
     for i, event in enumerate(events):
         state_rank = _STATE_RANK[event.task.state]
         assert state_rank >= rank, f"event {i}: state went back to {event.task.state}"
@@ -276,15 +270,24 @@ def check_event_order(events: list[pb.SyncResponse] | list[pb.WatchTaskResponse]
                 f"event {i}: {report.code} done went from {before} back to {report.done}"
             )
             done[report.code] = report.done
+            assert report.unit, f"event {i}: {report.code} states no unit"
+            if report.state == pb.PROGRESS_STATE_RUNNING and report.total:
+                known = totals.setdefault(report.code, report.total)
+                assert report.total == known, (
+                    f"event {i}: {report.code} total changed from {known} to {report.total}"
+                )
     assert events[-1].task.state in TERMINAL
 
 
 class Mirror:
     """Thin user-level client of the mirror service, plus its data directory."""
 
-    def __init__(self, channel: grpc.aio.Channel, data_dir: Path) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, data_dir: Path, storage: StorageView | None = None
+    ) -> None:
         self.channel = channel
         self.data_dir = data_dir
+        self.storage = storage or FilesystemView(data_dir)
         self.repositories = pb_grpc.RepositoryServiceStub(channel)
         self.remotes = pb_grpc.RemoteServiceStub(channel)
         self.syncs = pb_grpc.SyncServiceStub(channel)

@@ -12,7 +12,6 @@ from tests.integration.sync_helpers import (
     Mirror,
     Upstream,
     assert_storage_sound,
-    blob_path,
     check_event_order,
     config_digests,
     counts,
@@ -26,6 +25,7 @@ from tests.integration.sync_helpers import upstream_name_fixture as upstream_nam
 from tests.support import images as img
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryProcess
+from tests.support.s3 import STORAGE_BACKENDS
 
 pytestmark = REGISTRY_MARKS
 
@@ -48,6 +48,7 @@ async def push_mixed(url: str, name: str) -> Upstream:
     return upstream
 
 
+@STORAGE_BACKENDS
 async def test_first_sync_stores_exactly_what_was_pushed(
     mirror: Mirror, registry: RegistryProcess, upstream_name: str
 ) -> None:
@@ -128,10 +129,10 @@ async def test_first_sync_stores_exactly_what_was_pushed(
     for digest, blob in (await mirror.blobs("mixed")).items():
         assert blob.stored, digest
         assert blob.media_type in declared[digest], (digest, blob.media_type)
-    stored = assert_storage_sound(mirror.data_dir)
+    stored = assert_storage_sound(mirror.storage)
     assert stored == set(expected.blobs)
     for digest, data in expected.blobs.items():
-        assert blob_path(mirror.data_dir, digest).read_bytes() == data
+        assert mirror.storage.read(digest) == data
 
     # The ADDED membership of version 1 is everything it holds.
     added = await mirror.list_content("mixed", 1, membership=pb.MEMBERSHIP_ADDED)
@@ -140,6 +141,7 @@ async def test_first_sync_stores_exactly_what_was_pushed(
     assert removed == []
 
 
+@STORAGE_BACKENDS
 async def test_resync_without_changes_fetches_no_manifest_and_no_blob(
     mirror: Mirror, proxy: FaultProxy, registry: RegistryProcess, upstream_name: str
 ) -> None:
@@ -163,9 +165,10 @@ async def test_resync_without_changes_fetches_no_manifest_and_no_blob(
     assert proxy.hits("GET", "/tags/list") == 1
     assert proxy.hits("HEAD", "/manifests/") == len(upstream.tags)
     await mirror.assert_matches("again", upstream.expected())
-    assert_storage_sound(mirror.data_dir)
+    assert_storage_sound(mirror.storage)
 
 
+@STORAGE_BACKENDS
 @pytest.mark.parametrize(
     "policy", [pb.POLICY_ON_DEMAND, pb.POLICY_STREAMED], ids=["on_demand", "streamed"]
 )
@@ -193,13 +196,13 @@ async def test_deferred_policies_record_layers_but_store_only_configs(
     blobs = await mirror.blobs("lazy")
     assert {d for d, b in blobs.items() if b.stored} == configs
     assert {d for d, b in blobs.items() if not b.stored} == layers
-    stored = assert_storage_sound(mirror.data_dir)
+    stored = assert_storage_sound(mirror.storage)
     assert stored == configs
     for digest in layers:
-        assert not blob_path(mirror.data_dir, digest).exists()
+        assert mirror.storage.read(digest) is None
         assert proxy.hits("GET", f"/blobs/{digest}") == 0
     for digest in configs:
-        assert blob_path(mirror.data_dir, digest).read_bytes() == expected.blobs[digest]
+        assert mirror.storage.read(digest) == expected.blobs[digest]
     # Every manifest still records its layers.
     manifests = await mirror.manifests("lazy")
     docker = upstream.artifacts[upstream.tags["docker"]]
@@ -214,4 +217,4 @@ async def test_deferred_policies_record_layers_but_store_only_configs(
     assert proxy.hits("GET", "/blobs/") == len(layers)
     assert proxy.hits("GET", "/manifests/") == 0
     assert all(b.stored for b in (await mirror.blobs("lazy")).values())
-    assert assert_storage_sound(mirror.data_dir) == set(expected.blobs)
+    assert assert_storage_sound(mirror.storage) == set(expected.blobs)

@@ -137,14 +137,37 @@ async def test_wildcard_include_and_exclude(
     await mirror.update_remote("filtered", ["include_tags"], include_tags=["2.*"])
     narrow = await mirror.sync("filtered", mirror=mirror_mode)
     assert narrow.task.state == pb.TASK_STATE_COMPLETED, narrow.task.error
+    removal_warnings = [w for w in narrow.task.warnings if "mirror mode removed" in w]
     if mirror_mode:
+        assert removal_warnings == [
+            "mirror mode removed 3 tag(s) that the remote's upstream no longer lists "
+            "or its filters no longer select"
+        ]
         assert list(narrow.task.created_resources) == ["repositories/filtered/versions/3"]
         await mirror.assert_matches("filtered", upstream.expected(["2.0"]))
         assert summary(await mirror.version("filtered", 3))["removed"] == counts(6, 3, 3)
     else:
+        assert removal_warnings == []
         assert list(narrow.task.created_resources) == []
         assert (await mirror.repository("filtered")).latest_version_number == 2
         await mirror.assert_matches("filtered", upstream.expected(["1.0", "1.1", "2.0", "latest"]))
+
+
+async def test_a_glob_that_matches_no_upstream_tag_warns(
+    mirror: Mirror, registry: RegistryProcess, upstream_name: str
+) -> None:
+    await push_release_tags(registry.url, upstream_name)
+    await mirror.setup("noglob", registry.url, upstream_name, include_tags=["3.*", "1.0"])
+
+    run = await mirror.sync("noglob")
+
+    assert run.task.state == pb.TASK_STATE_COMPLETED, run.task.error
+    assert list(run.task.warnings) == [
+        "include_tags entry '3.*' matches none of the 6 upstream tags"
+    ]
+    warned = [e.warning for e in run.events if e.kind == pb.TASK_EVENT_KIND_WARNING]
+    assert warned == list(run.task.warnings)
+    assert set(await mirror.tags("noglob")) == {"1.0"}
 
 
 async def test_literal_include_list_never_lists_tags(

@@ -34,7 +34,13 @@ from tests.support.registry import RegistryProcess
 
 pytestmark = REGISTRY_MARKS
 
-STAGES = ["sync.listing_tags", "sync.fetching_manifests", "sync.downloading_blobs", "sync.saving"]
+STAGES = [
+    "sync.listing_tags",
+    "sync.resolving_tags",
+    "sync.fetching_manifests",
+    "sync.downloading_blobs",
+    "sync.saving",
+]
 
 
 async def push_some(url: str, name: str, seed: str = "tasks") -> Upstream:
@@ -80,8 +86,12 @@ async def test_sync_stream_reports_stages_in_order(
         STAGES, pb.PROGRESS_STATE_COMPLETED
     )
     reports = {r.code: r for r in final.progress_reports}
-    assert reports["sync.fetching_manifests"].done == reports["sync.fetching_manifests"].total
-    assert reports["sync.fetching_manifests"].total >= len(expected.manifests)
+    tags = reports["sync.resolving_tags"]
+    assert (tags.done, tags.total, tags.unit) == (3, 3, "tags")
+    manifests = reports["sync.fetching_manifests"]
+    assert manifests.unit == "manifests"
+    assert manifests.done == manifests.total == len(expected.manifests)
+    assert reports["sync.downloading_blobs"].unit == "blobs"
     blobs = reports["sync.downloading_blobs"]
     assert blobs.done == blobs.total == len(expected.blobs)
     assert blobs.done_bytes == blobs.total_bytes == sum(map(len, expected.blobs.values()))

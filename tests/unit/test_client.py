@@ -22,7 +22,7 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from client import MirrorClient, MirrorClientError, builders, names
-from client.cli import build_parser, remote_fields
+from client.cli import build_parser, connection, remote_fields
 from client.errors import STATUS_DETAILS_KEY
 from protos import mirror_pb2 as pb
 
@@ -615,7 +615,9 @@ def test_remote_create_requires_url_and_upstream(capsys: pytest.CaptureFixture[s
 
 def test_global_options_before_or_after_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIRROR_SERVER", "env:1")
-    assert _parse("repository", "list").server == "env:1"
+    monkeypatch.setenv("MIRROR_CONFIG", "/nonexistent/config.toml")
+    assert _parse("repository", "list").server is None  # resolved later: variable, profile
+    assert connection(_parse("repository", "list"))[0] == "env:1"
     args = _parse("--server", "a:1", "-o", "json", "repository", "list")
     assert (args.server, args.output) == ("a:1", "json")
     args = _parse("repo", "list", "--server", "b:2", "--output", "json")

@@ -310,14 +310,17 @@ async def test_cli_repository_commands(server: str, capsys: pytest.CaptureFixtur
     assert lines[2].split() == ["repositories/codzo", "0", "all", "no", "hi"]
     assert await _run(server, "repository", "list", "-o", "json") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in doc] == ["repositories/alpha", "repositories/codzo"]
+    # The List response as grpcurl prints it, every page gathered, lowerCamelCase names.
+    assert [r["name"] for r in doc["repositories"]] == ["repositories/alpha", "repositories/codzo"]
+    assert [r.get("retainVersions") for r in doc["repositories"]] == [2, None]
+    assert "nextPageToken" not in doc
     assert await _run(server, "repository", "show", "codzo") == 0
     out = capsys.readouterr().out
     assert "name: repositories/codzo\n" in out and "description: hi\n" in out
     assert await _run(server, "repository", "update", "codzo", "--description", "new") == 0
     assert "description: new" in capsys.readouterr().out
     assert await _run(server, "repository", "delete", "codzo", "-o", "json") == 0
-    assert json.loads(capsys.readouterr().out) == {"deleted": "repositories/codzo"}
+    assert json.loads(capsys.readouterr().out) == {}  # DeleteRepositoryResponse, as grpcurl
 
 
 async def test_cli_error_is_one_line(server: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -346,10 +349,14 @@ async def test_cli_sync_prints_progress_and_version(
 ) -> None:
     assert await _run(server, "sync", "codzo", "--remote", "hub") == 0
     out = capsys.readouterr().out
-    assert f"tasks/{UUID}: queued\n" in out
-    assert f"tasks/{UUID}: completed\n" in out
-    assert "warning: tag 9 skipped\n" in out
-    assert "sync.downloading_blobs: 5/5, 2.0 MB/? (completed)\n" in out
+    # Not a terminal: one plain line per event that carries news.
+    assert out.splitlines()[:5] == [
+        f"tasks/{UUID} queued",
+        f"tasks/{UUID} running",
+        f"tasks/{UUID} running: sync.listing_tags 2/2 (completed)",
+        "warning: tag 9 skipped",
+        f"tasks/{UUID} completed: sync.downloading_blobs 5/5, 2.0 MB (completed)",
+    ]
     assert "created repositories/codzo/versions/1\n" in out
     rows = [line.split() for line in out.splitlines()]
     assert ["TYPE", "ADDED", "REMOVED", "PRESENT"] in rows
@@ -358,9 +365,18 @@ async def test_cli_sync_prints_progress_and_version(
 
 async def test_cli_sync_json_and_detach(server: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert await _run(server, "-o", "json", "sync", "codzo", "--remote", "hub") == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["task"]["state"] == "TASK_STATE_COMPLETED"
-    assert doc["version"]["name"] == "repositories/codzo/versions/1"
+    # The streamed SyncResponse events, one JSON object per line, as grpcurl encodes them.
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["kind"] for e in events] == [
+        "TASK_EVENT_KIND_SNAPSHOT",
+        "TASK_EVENT_KIND_STATE",
+        "TASK_EVENT_KIND_PROGRESS",
+        "TASK_EVENT_KIND_WARNING",
+        "TASK_EVENT_KIND_FINISHED",
+    ]
+    assert events[-1]["task"]["state"] == "TASK_STATE_COMPLETED"
+    assert events[-1]["task"]["createdResources"] == ["repositories/codzo/versions/1"]
+    assert events[-1]["task"]["progressReports"][-1]["doneBytes"] == "2000000"
     assert await _run(server, "sync", "codzo", "--remote", "hub", "--detach") == 0
     out = capsys.readouterr().out
     assert f"name: tasks/{UUID}\n" in out and "state: queued\n" in out

@@ -11,8 +11,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from server.sync.auth import Challenge, basic_header, parse_challenge, registrable_domain
+from server.sync.auth import Challenge, basic_header, parse_challenge
 from server.sync.hosts import MAX_BACKOFF, Hosts, RateLimiter, parse_retry_after
+from server.sync.origins import registrable_domain
 
 # --- WWW-Authenticate -----------------------------------------------------------------------------
 
