@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | Non
         "--sections",
         type=_choices(SECTIONS),
         default=list(SECTIONS),
-        help="sync (tools x workloads x phases) and/or serving (wrk vs docker-registry)",
+        help="sync (tools x workloads x phases), serving (wrk vs docker-registry) and/or push "
+        "(skopeo copy of big-blobs into the service vs docker-registry)",
     )
     parser.add_argument(
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"

@@ -80,6 +80,10 @@ def uploads_left(e2e: E2E) -> list[Path]:
     return list((e2e.data_dir / "uploads").iterdir())
 
 
+BOTH_BACKENDS = pytest.mark.parametrize("storage_backend", ["fs", "s3"], indirect=True)
+
+
+@BOTH_BACKENDS
 async def test_skopeo_pushes_image_index_and_signature_and_pulls_them_back(e2e: E2E) -> None:
     await push_repository(e2e)
     image = img.make_image("push-a", layers=2, media="oci")
@@ -166,6 +170,7 @@ async def _raw_patch_cut(endpoint: str, path: str, data: bytes, declared: int) -
     del reader
 
 
+@BOTH_BACKENDS
 async def test_chunked_upload_interrupted_resumes_on_another_endpoint(
     e2e: E2E, services: Services
 ) -> None:
