@@ -270,10 +270,19 @@ class Pusher:
                 # Whatever arrived is a valid prefix: record it, so an interrupted chunk
                 # resumes from there (GET tells the client where).
                 await writer.flush()
-                if not await self._store.advance(uid, size, writer.size):
-                    writer.close()
-                else:
+                recorded = await self._store.advance(uid, size, writer.size)
+                if recorded:
                     self._writers[uid] = writer
+                else:
+                    writer.close()
+            if not recorded:
+                # Another process wrote this upload meanwhile: the client must ask where it
+                # stands (this request's bytes are cut off by the next writer).
+                return errors.error_response(
+                    errors.BLOB_UPLOAD_INVALID,
+                    {"uuid": uid},
+                    message="the upload moved on concurrently; GET its status and resume",
+                )
             return web.Response(status=202, headers=self._upload_headers(name, uid, writer.size))
 
     @staticmethod
