@@ -47,12 +47,14 @@ buf-lint: $(BUF) ## buf lint (STANDARD + COMMENTS), see buf.yaml for the one rul
 bench: venv ## sync and serving benchmarks (see benchmarks/README.md)
 	bash scripts/test-deps.sh
 	bash scripts/bench-deps.sh
-	bash scripts/with-postgres.sh $(PY) -m benchmarks
+	bash scripts/with-postgres.sh $(PY) -m benchmarks $(BENCH_ARGS)
+	bash scripts/with-postgres.sh $(PY) -m benchmarks.gc
 
 bench-quick: venv
 	bash scripts/test-deps.sh
 	bash scripts/bench-deps.sh
-	bash scripts/with-postgres.sh $(PY) -m benchmarks --quick
+	bash scripts/with-postgres.sh $(PY) -m benchmarks --quick $(BENCH_ARGS)
+	bash scripts/with-postgres.sh $(PY) -m benchmarks.gc --blobs 2000
 
 clean:
 	rm -rf $(VENV) .mirror-data node_modules

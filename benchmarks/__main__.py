@@ -9,13 +9,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, serving
+from benchmarks import report, serving, storage
 from benchmarks.runner import Options, log, run
 from benchmarks.workloads import WORKLOAD_NAMES
 
 DATABASES = ("sqlite", "postgres")
 TOOLS = ("service", "floor", "skopeo")
-SECTIONS = ("sync", "serving", "push")
+SECTIONS = ("sync", "serving", "storage", "push")
 
 
 def _choices(allowed: tuple[str, ...]) -> argparse.Action | type:
@@ -51,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | Non
         "--sections",
         type=_choices(SECTIONS),
         default=list(SECTIONS),
-        help="sync (tools x workloads x phases), serving (wrk vs docker-registry) and/or push "
-        "(skopeo copy of big-blobs into the service vs docker-registry)",
+        help="sync (tools x workloads x phases), serving (wrk vs docker-registry), storage "
+        "(big-blobs first sync on the filesystem vs S3 on moto) and/or push (skopeo copy of "
+        "big-blobs into the service vs docker-registry)",
     )
     parser.add_argument(
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
@@ -131,6 +132,10 @@ def print_report(result: dict[str, Any]) -> None:
         print()
         print(f"Serving ({result['method']['serving']}):")
         print(serving.format_table(result["serving"]))
+    if result.get("storage"):
+        print()
+        print(f"Storage ({result['method']['storage']}):")
+        print(storage.format_table(result["storage"]))
     for note in result["notes"]:
         print(f"note: {note}")
     for key, profile in result["profiles"].items():

@@ -51,13 +51,17 @@ async def export(source_host: str, repo: str, dest: Path) -> list[tuple[str, Pat
     return [(p.name.rsplit(":", 1)[1], p) for p in found]
 
 
-async def push_all(host: str, layouts: list[tuple[str, Path]]) -> float:
+async def push_all(host: str, layouts: list[tuple[str, Path]], *creds: str) -> float:
     """Wall seconds to push every layout to `host`, one skopeo copy after the other."""
     await flush_disks()
     started = time.perf_counter()
     for tag, layout in layouts:
         await _skopeo(
-            "copy", "--dest-tls-verify=false", f"dir:{layout}", f"docker://{host}/{DEST_REPO}:{tag}"
+            "copy",
+            "--dest-tls-verify=false",
+            *creds,
+            f"dir:{layout}",
+            f"docker://{host}/{DEST_REPO}:{tag}",
         )
     return time.perf_counter() - started
 
@@ -83,7 +87,11 @@ async def _into_service(workdir: Path, layouts: list[tuple[str, Path]]) -> tuple
                 distribution=pb.Distribution(base_path=DEST_REPO, repository="repositories/pushed"),
             )
         )
-        wall = await push_all(f"127.0.0.1:{server.registry_port}", layouts)
+        # Access control is on, as shipped: push as admin (an editor would do as well).
+        token = (server.data_dir / "admin-token").read_text().strip()
+        wall = await push_all(
+            f"127.0.0.1:{server.registry_port}", layouts, f"--dest-creds=admin:{token}"
+        )
         latest = await pb_grpc.VersionServiceStub(server._channel).GetVersion(
             pb.GetVersionRequest(name="repositories/pushed/versions/latest")
         )

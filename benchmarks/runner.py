@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, serving
+from benchmarks import report, serving, storage
 from benchmarks.accesslog import REGISTRY_CONFIG, AccessLogCounter
 from benchmarks.common import (
     PYTHON,
@@ -60,7 +60,7 @@ class Options:
     workloads: list[str] = field(default_factory=lambda: list(WORKLOAD_NAMES))
     databases: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     tools: list[str] = field(default_factory=lambda: ["service", "floor", "skopeo"])
-    sections: list[str] = field(default_factory=lambda: ["sync", "serving", "push"])
+    sections: list[str] = field(default_factory=lambda: ["sync", "serving", "storage", "push"])
     serving_seconds: float = 8.0
     concurrency: int = 10
     profile: bool = False
@@ -402,13 +402,14 @@ async def run(options: Options) -> dict[str, Any]:
     push: dict[str, Any] | None = None
     failures = 0
     serving_rows: list[dict[str, Any]] = []
+    storage_result: dict[str, Any] = {}
     try:
         await registry.astart()
         log(f"registry {registry.url} (requests counted from its access log), work dir {root}")
         wanted = list(options.workloads) if "sync" in options.sections else []
         if "serving" in options.sections:
             wanted += [w for w in SERVING_WORKLOADS if w not in wanted]
-        if "push" in options.sections and "big-blobs" not in wanted:
+        if {"push", "storage"} & set(options.sections) and "big-blobs" not in wanted:
             wanted.append("big-blobs")
         for name in wanted:
             log(f"pushing workload {name} ...")
@@ -452,6 +453,15 @@ async def run(options: Options) -> dict[str, Any]:
             except Exception as exc:  # record it; the other figures stand
                 notes.append(f"push benchmark FAILED: {type(exc).__name__}: {exc}")
                 log(f"ERROR push benchmark: {exc!r}\n{traceback.format_exc()}")
+                failures += 1
+        if "storage" in options.sections and big is not None:
+            try:
+                storage_result = await storage.measure(
+                    registry.url, big, root / "storage", options.runs, log
+                )
+            except Exception as exc:
+                notes.append(f"storage FAILED: {type(exc).__name__}: {exc}")
+                log(f"ERROR storage: {exc!r}\n{traceback.format_exc()}")
                 failures += 1
     finally:
         await registry.aclose()
@@ -513,6 +523,9 @@ async def run(options: Options) -> dict[str, Any]:
             "phases": "first sync; no-op re-sync; re-sync after 5% of tags moved (even moves "
             "to never-seen manifests, odd ones to other existing manifests)",
             "median_of_runs": options.runs,
+            "storage": "big-blobs first sync, one server (SQLite) per sample on the data dir "
+            "vs on S3 (moto's server, own process, fresh bucket); same Sync RPC wall and "
+            "VmHWM as the service rows; backends alternate within each run",
         },
         "workloads": {w.name: w.describe() for w in workloads},
         "notes": notes,
@@ -521,6 +534,7 @@ async def run(options: Options) -> dict[str, Any]:
         "targets": targets,
         "serving": serving_rows,
         "serving_targets": serving.evaluate(serving_rows),
+        "storage": storage_result,
         "profiles": profiles,
     }
 

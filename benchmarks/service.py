@@ -34,6 +34,7 @@ from benchmarks.common import (
     reset_peak_rss,
     tail,
 )
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from tests.support.registry import free_port
@@ -174,6 +175,13 @@ class ServerProcess:
                 raise BenchmarkError(f"server exited at start:\n{tail(self.log_path)}")
             try:
                 await asyncio.wait_for(self._channel.channel_ready(), 0.5)
+                # Access control is on, as shipped: call with the admin token the server
+                # wrote on first start.
+                token = (self.data_dir / "admin-token").read_text().strip()
+                await self._channel.close()
+                self._channel = grpc.aio.insecure_channel(
+                    self.target, interceptors=aio_interceptors(token)
+                )
                 return
             except TimeoutError:
                 if time.monotonic() > deadline:
@@ -211,7 +219,10 @@ class ServerProcess:
         """A distribution serving the repository's latest version at ``base_path``."""
         assert self._channel is not None
         distributions = pb_grpc.DistributionServiceStub(self._channel)
-        distribution = pb.Distribution(base_path=base_path, repository=f"repositories/{repo_id}")
+        # Public: the pull tools of the benchmark are anonymous clients.
+        distribution = pb.Distribution(
+            base_path=base_path, repository=f"repositories/{repo_id}", public=True
+        )
         await distributions.CreateDistribution(
             pb.CreateDistributionRequest(distribution_id=distribution_id, distribution=distribution)
         )

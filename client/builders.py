@@ -9,9 +9,10 @@ next page.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -21,6 +22,7 @@ from .names import distribution_name, remote_name, repository_name, version_name
 
 __all__ = [
     "REMOTE_INPUT_FIELDS",
+    "cleanup_orphans_request",
     "create_distribution_request",
     "create_remote_request",
     "create_repository_request",
@@ -46,6 +48,7 @@ _REMOTE_OUTPUT_ONLY = frozenset(
         "password_set",
         "proxy_password_set",
         "ssl_client_key_set",
+        "header_names",
         "create_time",
         "update_time",
     }
@@ -202,11 +205,12 @@ def create_distribution_request(
     repository: str | None = None,
     version: str | None = None,
     description: str = "",
+    public: bool = False,
 ) -> pb.CreateDistributionRequest:
     """Build a CreateDistribution request serving a repository (latest) or a pinned version."""
     if (repository is None) == (version is None):
         raise ValueError("give exactly one of repository or version")
-    distribution = pb.Distribution(base_path=base_path, description=description)
+    distribution = pb.Distribution(base_path=base_path, description=description, public=public)
     if repository is not None:
         distribution.repository = repository_name(repository)
     if version is not None:
@@ -221,6 +225,7 @@ def update_distribution_request(
     repository: str | None = None,
     version: str | None = None,
     description: str | None = None,
+    public: bool | None = None,
 ) -> pb.UpdateDistributionRequest:
     """Build an UpdateDistribution request whose mask names only the fields given.
 
@@ -244,9 +249,12 @@ def update_distribution_request(
     if description is not None:
         distribution.description = description
         paths.append("description")
+    if public is not None:
+        distribution.public = public
+        paths.append("public")
     if not paths:
         raise ValueError(
-            "nothing to update: give base_path, repository, version and/or description"
+            "nothing to update: give base_path, repository, version, description and/or public"
         )
     return pb.UpdateDistributionRequest(
         distribution=distribution, update_mask=field_mask_pb2.FieldMask(paths=paths)
@@ -421,3 +429,81 @@ def follow_page_token(request: Any, response: Any, seen: set[str]) -> bool:
     seen.add(token)
     request.page_token = token
     return True
+
+
+# -- access -------------------------------------------------------------------------------
+
+_ROLES = {
+    "": pb.ROLE_UNSPECIFIED,
+    "none": pb.ROLE_UNSPECIFIED,
+    "viewer": pb.ROLE_VIEWER,
+    "editor": pb.ROLE_EDITOR,
+    "admin": pb.ROLE_ADMIN,
+}
+
+
+def role(value: int | str) -> int:
+    """``viewer`` / ``editor`` / ``admin`` / ``none`` (or the enum value) -> ``pb.Role``."""
+    if isinstance(value, int):
+        return value
+    key = value.strip().lower().removeprefix("role_")
+    if key not in _ROLES:
+        raise ValueError(f"unknown role {value!r}; choose viewer, editor, admin or none")
+    return _ROLES[key]
+
+
+def principal_name(value: str) -> str:
+    """``alice`` -> ``principals/alice``."""
+    value = value.strip()
+    if not value:
+        raise ValueError("an empty principal name")
+    return value if value.startswith("principals/") else f"principals/{value}"
+
+
+def update_principal_request(
+    name: str, *, role_value: int | str | None = None, description: str | None = None
+) -> pb.UpdatePrincipalRequest:
+    """Only the given fields, with the matching mask."""
+    principal = pb.Principal(name=principal_name(name))
+    paths = []
+    if role_value is not None:
+        principal.role = role(role_value)  # type: ignore[assignment]
+        paths.append("role")
+    if description is not None:
+        principal.description = description
+        paths.append("description")
+    if not paths:
+        raise ValueError("nothing to update: give a role or a description")
+    return pb.UpdatePrincipalRequest(
+        principal=principal, update_mask=field_mask_pb2.FieldMask(paths=paths)
+    )
+
+
+def create_token_request(
+    principal: str, description: str = "", expire_time: datetime | None = None
+) -> pb.CreateTokenRequest:
+    token = pb.Token(description=description)
+    if expire_time is not None:
+        token.expire_time.FromDatetime(expire_time)
+    return pb.CreateTokenRequest(parent=principal_name(principal), token=token)
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    if not seconds >= 0:
+        raise ValueError(f"a duration must be zero or more seconds, not {seconds!r}")
+    whole = int(seconds)
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
+
+
+def cleanup_orphans_request(
+    orphan_protection_time: float | None,
+    task_retention: float | None,
+    request_id: str | None = None,
+) -> pb.CleanupOrphansRequest:
+    """A CleanupOrphans request; None leaves a duration to the server's setting."""
+    request = pb.CleanupOrphansRequest(request_id=request_id or "")
+    if orphan_protection_time is not None:
+        request.orphan_protection_time.CopyFrom(_duration(orphan_protection_time))
+    if task_retention is not None:
+        request.task_retention.CopyFrom(_duration(task_retention))
+    return request

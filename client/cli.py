@@ -19,13 +19,15 @@ from typing import Any
 import grpc
 import shtab
 
-from . import commands
+from . import access_commands, commands
+from .auth import channel_credentials, resolve_token
 from .commands import UsageError
 from .config import ConfigError, Profile, config_path, load_profile
 from .errors import MirrorClientError
 from .options import (
     add_remote_options,
     content_type,
+    duration,
     remote_fields,
     version_number,
     version_ref,
@@ -60,6 +62,29 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
         "--profile",
         default=None if top else argparse.SUPPRESS,
         help=f"profile of the configuration file (env MIRROR_PROFILE; file {_config_hint()})",
+    )
+    common.add_argument(
+        "--token",
+        default=None if top else argparse.SUPPRESS,
+        help="API token (else env MIRROR_TOKEN, MIRROR_TOKEN_FILE, ./.mirror-data/admin-token)",
+    )
+    common.add_argument(
+        "--ca-file",
+        default=os.environ.get("MIRROR_CA_FILE") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="use TLS, trusting this CA bundle (env MIRROR_CA_FILE)",
+    )
+    common.add_argument(
+        "--client-cert",
+        default=os.environ.get("MIRROR_CLIENT_CERT") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="client certificate for mTLS (env MIRROR_CLIENT_CERT)",
+    )
+    common.add_argument(
+        "--client-key",
+        default=os.environ.get("MIRROR_CLIENT_KEY") if top else argparse.SUPPRESS,
+        metavar="PEM",
+        help="private key of --client-cert (env MIRROR_CLIENT_KEY)",
     )
     common.add_argument(
         "-o",
@@ -187,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--repository", metavar="REPO", help="serve its latest version")
     target.add_argument("--version", nargs=2, metavar=("REPO", "NUMBER"), help="pin a version")
+    p.add_argument("--public", action="store_true", help="anyone may pull, without credentials")
     leaf(dists, "list", commands.distribution_list, "list distributions")
     leaf(dists, "show", commands.distribution_show, "show a distribution").add_argument("name")
     p = leaf(dists, "update", commands.distribution_update, "update a distribution")
@@ -196,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group()
     target.add_argument("--repository", metavar="REPO")
     target.add_argument("--version", nargs=2, metavar=("REPO", "NUMBER"))
+    visibility = p.add_mutually_exclusive_group()
+    visibility.add_argument("--public", dest="public", action="store_true", default=None)
+    visibility.add_argument(
+        "--private", dest="public", action="store_false", help="pull needs a token (default)"
+    )
     p = leaf(dists, "delete", commands.distribution_delete, "delete a distribution")
     p.add_argument("name")
 
@@ -208,6 +239,45 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(tasks, "cancel", commands.task_cancel, "cancel a task").add_argument("id")
     leaf(tasks, "watch", commands.task_watch, "follow a task until it ends").add_argument("id")
 
+    # principals, tokens, grants
+    roles = ("viewer", "editor", "admin", "none")
+    principals = group("principal", "users and service accounts that call the API")
+    p = leaf(principals, "create", access_commands.principal_create, "create a principal")
+    p.add_argument("name")
+    p.add_argument("--role", choices=roles, default="none", help="global role (default none)")
+    p.add_argument("--description", default="")
+    leaf(principals, "list", access_commands.principal_list, "list principals")
+    p = leaf(principals, "show", access_commands.principal_show, "show a principal and grants")
+    p.add_argument("name")
+    p = leaf(principals, "update", access_commands.principal_update, "change role/description")
+    p.add_argument("name")
+    p.add_argument("--role", choices=roles)
+    p.add_argument("--description")
+    p = leaf(principals, "delete", access_commands.principal_delete, "delete a principal")
+    p.add_argument("name")
+    tokens = group("token", "API tokens of principals (secrets shown once)")
+    p = leaf(tokens, "create", access_commands.token_create, "create a token, print its secret")
+    p.add_argument("principal")
+    p.add_argument("--description", default="")
+    p.add_argument("--expires-in-days", type=int, default=0, metavar="N", help="0: never")
+    p.add_argument("--secret-only", action="store_true", help="print only the secret")
+    leaf(tokens, "list", access_commands.token_list, "list a principal's tokens").add_argument(
+        "principal"
+    )
+    p = leaf(tokens, "revoke", access_commands.token_revoke, "revoke a token at once")
+    p.add_argument("name", metavar="principals/P/tokens/ID")
+    grants = group("grant", "roles of principals on single repositories")
+    p = leaf(grants, "add", access_commands.grant_add, "grant a role on a repository")
+    p.add_argument("principal")
+    p.add_argument("repository")
+    p.add_argument("--role", choices=("viewer", "editor"), required=True)
+    leaf(grants, "list", access_commands.grant_list, "list a principal's grants").add_argument(
+        "principal"
+    )
+    p = leaf(grants, "remove", access_commands.grant_remove, "remove a grant")
+    p.add_argument("principal")
+    p.add_argument("repository")
+
     # sync
     p = groups.add_parser("sync", help="sync a repository from a remote", parents=[common])
     p.set_defaults(func=commands.sync)
@@ -216,6 +286,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true", help="make the version match upstream")
     p.add_argument("--detach", action="store_true", help="print the task and return")
     p.add_argument("--request-id", metavar="UUID", help="idempotency key")
+
+    # housekeeping
+    p = groups.add_parser(
+        "gc",
+        help="garbage collection: delete content no version holds, old finished tasks",
+        parents=[common],
+    )
+    p.set_defaults(func=commands.gc)
+    p.add_argument(
+        "--protection-time",
+        type=duration,
+        metavar="DURATION",
+        help="keep unreferenced content used within this (e.g. 0, 90m; default: the server's)",
+    )
+    p.add_argument(
+        "--task-retention",
+        type=duration,
+        metavar="DURATION",
+        help="delete finished tasks older than this (e.g. 7d; default: the server's)",
+    )
+    p.add_argument("--detach", action="store_true", help="print the task and return")
+    p = groups.add_parser(
+        "repair",
+        help="re-hash a version's blobs, fetch missing or corrupt ones again",
+        parents=[common],
+    )
+    p.set_defaults(func=commands.repair)
+    p.add_argument("repository")
+    p.add_argument("number", type=version_ref, metavar="NUMBER|latest", nargs="?", default="latest")
+    p.add_argument("--detach", action="store_true", help="print the task and return")
 
     # completion (needs no server)
     p = groups.add_parser(
@@ -240,14 +340,14 @@ def connection(
     return server, profile
 
 
-def _credentials(profile: Profile) -> grpc.ChannelCredentials | None:
-    """TLS credentials verifying the server against the profile's CA, or None (plaintext)."""
-    if profile.ca_file is None:
-        return None
+def _credentials(args: argparse.Namespace, profile: Profile) -> grpc.ChannelCredentials | None:
+    """TLS credentials verifying the server against `--ca-file` (or the profile's CA), with a
+    client certificate for mTLS when given; None (plaintext) without any."""
+    ca_file = args.ca_file or profile.ca_file
     try:
-        return grpc.ssl_channel_credentials(root_certificates=profile.ca_file.read_bytes())
+        return channel_credentials(ca_file, args.client_cert, args.client_key)
     except OSError as exc:
-        raise ConfigError(f"profile {profile.name!r}: cannot read ca_file: {exc}") from None
+        raise ConfigError(f"cannot read the CA or client certificate files: {exc}") from None
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -270,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = args.server or DEFAULT_TARGET
     try:
         server, profile = connection(args)
-        with MirrorClient(server, credentials=_credentials(profile)) as client:
+        token = resolve_token(args.token, profile_token=profile.token)
+        credentials = _credentials(args, profile)
+        with MirrorClient(server, token=token, credentials=credentials) as client:
             return args.func(client, args, out)
     except ConfigError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

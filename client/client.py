@@ -15,6 +15,7 @@ What really differs between the two flavours lives in :mod:`client.transport`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -42,6 +43,8 @@ class AsyncMirrorClient:
         credentials: TLS channel credentials; ``None`` uses an insecure channel.
         options: Extra gRPC channel options.
         timeout: Deadline in seconds for unary calls; ``None`` means none.
+        token: API token sent as ``authorization: Bearer`` with every call; ``None`` sends
+            none (:func:`client.auth.resolve_token` is where mirrorctl finds one).
         channel: A ready channel to use instead of creating one (it is then not closed by
             :meth:`close`); tests pass a ``grpc_testing`` channel to the blocking flavour.
     """
@@ -53,13 +56,14 @@ class AsyncMirrorClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
         timeout: float | None = None,
+        token: str | None = None,
         channel: AioChannel | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._owns_channel = channel is None
         if channel is None:
-            channel = open_aio_channel(target, credentials, options)
+            channel = open_aio_channel(target, credentials, options, token)
         self.channel = channel
         self._repositories = pb_grpc.RepositoryServiceStub(channel)
         self._remotes = pb_grpc.RemoteServiceStub(channel)
@@ -68,7 +72,9 @@ class AsyncMirrorClient:
         self._content = pb_grpc.ContentServiceStub(channel)
         self._distributions = pb_grpc.DistributionServiceStub(channel)
         self._tasks = pb_grpc.TaskServiceStub(channel)
+        self._housekeeping = pb_grpc.HousekeepingServiceStub(channel)
         self._operations = pb_grpc.ContentOperationServiceStub(channel)
+        self._access = pb_grpc.AccessServiceStub(channel)
 
     async def close(self) -> None:
         """Close the channel (unless it was passed in); pending calls are cancelled."""
@@ -366,14 +372,17 @@ class AsyncMirrorClient:
         repository: str | None = None,
         version: str | None = None,
         description: str = "",
+        public: bool = False,
     ) -> pb.Distribution:
-        """Create a distribution of a repository (latest) or of one pinned version."""
+        """Create a distribution of a repository (latest) or of one pinned version; a
+        ``public`` one is pulled without credentials."""
         request = builders.create_distribution_request(
             distribution_id,
             base_path,
             repository=repository,
             version=version,
             description=description,
+            public=public,
         )
         return (await self._call(self._distributions.CreateDistribution, request)).distribution
 
@@ -402,6 +411,7 @@ class AsyncMirrorClient:
         repository: str | None = None,
         version: str | None = None,
         description: str | None = None,
+        public: bool | None = None,
     ) -> pb.Distribution:
         """Update the given fields only; ``repository`` / ``version`` replace each other."""
         request = builders.update_distribution_request(
@@ -410,6 +420,7 @@ class AsyncMirrorClient:
             repository=repository,
             version=version,
             description=description,
+            public=public,
         )
         return (await self._call(self._distributions.UpdateDistribution, request)).distribution
 
@@ -473,3 +484,103 @@ class AsyncMirrorClient:
         """Start a sync task and stream its events until it ends."""
         request = builders.sync_request(repository, remote, mirror, request_id)
         return self._stream(self._sync.Sync, request)
+
+    # -- access -----------------------------------------------------------------------------
+
+    async def create_principal(
+        self, principal_id: str, role: int | str = "", description: str = ""
+    ) -> pb.Principal:
+        """Create a principal (a user or service account) with a global role."""
+        request = pb.CreatePrincipalRequest(
+            principal_id=principal_id,
+            principal=pb.Principal(role=builders.role(role), description=description),
+        )
+        return (await self._call(self._access.CreatePrincipal, request)).principal
+
+    async def get_principal(self, name: str) -> pb.Principal:
+        """Return one principal."""
+        request = pb.GetPrincipalRequest(name=builders.principal_name(name))
+        return (await self._call(self._access.GetPrincipal, request)).principal
+
+    async def list_principals(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListPrincipalsResponse:
+        """Return one page of principals."""
+        request = pb.ListPrincipalsRequest(page_size=page_size, page_token=page_token)
+        return await self._call(self._access.ListPrincipals, request)
+
+    async def update_principal(
+        self, name: str, *, role: int | str | None = None, description: str | None = None
+    ) -> pb.Principal:
+        """Change a principal's role and/or description."""
+        request = builders.update_principal_request(name, role_value=role, description=description)
+        return (await self._call(self._access.UpdatePrincipal, request)).principal
+
+    async def delete_principal(self, name: str) -> None:
+        """Delete a principal, its tokens and grants."""
+        request = pb.DeletePrincipalRequest(name=builders.principal_name(name))
+        await self._call(self._access.DeletePrincipal, request)
+
+    async def create_token(
+        self, principal: str, description: str = "", expire_time: datetime | None = None
+    ) -> pb.CreateTokenResponse:
+        """Create an API token; the response's ``secret`` is shown this once only."""
+        request = builders.create_token_request(principal, description, expire_time)
+        return await self._call(self._access.CreateToken, request)
+
+    async def list_tokens(
+        self, principal: str, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListTokensResponse:
+        """Return one page of a principal's tokens (never their secrets)."""
+        request = pb.ListTokensRequest(
+            parent=builders.principal_name(principal), page_size=page_size, page_token=page_token
+        )
+        return await self._call(self._access.ListTokens, request)
+
+    async def delete_token(self, name: str) -> None:
+        """Revoke a token (``principals/<p>/tokens/<id>``) at once."""
+        await self._call(self._access.DeleteToken, pb.DeleteTokenRequest(name=name))
+
+    async def create_grant(self, principal: str, repository: str, role: int | str) -> pb.Grant:
+        """Give a principal ``viewer`` or ``editor`` on one repository."""
+        request = pb.CreateGrantRequest(
+            parent=builders.principal_name(principal),
+            grant=pb.Grant(repository=repository_name(repository), role=builders.role(role)),
+        )
+        return (await self._call(self._access.CreateGrant, request)).grant
+
+    async def list_grants(self, principal: str) -> list[pb.Grant]:
+        """Every grant of a principal."""
+        request = pb.ListGrantsRequest(parent=builders.principal_name(principal))
+        return list((await self._call(self._access.ListGrants, request)).grants)
+
+    async def delete_grant(self, principal: str, repository: str) -> None:
+        """Remove a principal's grant on a repository."""
+        repo = repository_name(repository).removeprefix("repositories/")
+        name = f"{builders.principal_name(principal)}/grants/{repo}"
+        await self._call(self._access.DeleteGrant, pb.DeleteGrantRequest(name=name))
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    async def cleanup_orphans(
+        self,
+        orphan_protection_time: float | None = None,
+        task_retention: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Task:
+        """Start garbage collection and return its task (queued) at once; durations in
+        seconds, None for the server's defaults."""
+        request = builders.cleanup_orphans_request(
+            orphan_protection_time, task_retention, request_id
+        )
+        return (await self._call(self._housekeeping.CleanupOrphans, request)).task
+
+    async def repair_version(
+        self, name: str, number: int | str | None = None, request_id: str | None = None
+    ) -> pb.Task:
+        """Start a repair of a version (a version name, or a repository and a number) and
+        return its task (queued) at once."""
+        request = pb.RepairVersionRequest(
+            version=version_name(name, number), request_id=request_id or ""
+        )
+        return (await self._call(self._housekeeping.RepairVersion, request)).task

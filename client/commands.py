@@ -305,6 +305,7 @@ def distribution_create(client: MirrorClient, args: Namespace, out: Output) -> i
         repository=args.repository,
         version=_version_option(args.version),
         description=args.description,
+        public=args.public,
     )
     out.resource(pb.CreateDistributionResponse(distribution=distribution))
     return 0
@@ -326,10 +327,11 @@ def distribution_show(client: MirrorClient, args: Namespace, out: Output) -> int
 
 def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> int:
     """``distribution update``: only the options given are updated."""
-    options = (args.base_path, args.repository, args.version, args.description)
+    options = (args.base_path, args.repository, args.version, args.description, args.public)
     if all(option is None for option in options):
         raise UsageError(
-            "nothing to update: give --base-path, --repository, --version or --description"
+            "nothing to update: give --base-path, --repository, --version, --description, "
+            "--public or --private"
         )
     distribution = client.update_distribution(
         args.name,
@@ -337,6 +339,7 @@ def distribution_update(client: MirrorClient, args: Namespace, out: Output) -> i
         repository=args.repository,
         version=_version_option(args.version),
         description=args.description,
+        public=args.public,
     )
     out.resource(pb.UpdateDistributionResponse(distribution=distribution))
     return 0
@@ -412,6 +415,24 @@ def sync(client: MirrorClient, args: Namespace, out: Output) -> int:
     return _follow(client, stream, out)
 
 
+def gc(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``gc``: garbage collection; prints what was freed."""
+    task = client.cleanup_orphans(args.protection_time, args.task_retention)
+    if args.detach:
+        out.resource(task)
+        return 0
+    return _follow(client, client.watch_task(task.name), out)
+
+
+def repair(client: MirrorClient, args: Namespace, out: Output) -> int:
+    """``repair``: re-hash a version's blobs and fetch damaged ones again."""
+    task = client.repair_version(args.repository, args.number)
+    if args.detach:
+        out.resource(task)
+        return 0
+    return _follow(client, client.watch_task(task.name), out)
+
+
 class _Recorder:
     """Pass events through, remembering the last task seen (for the interrupt message)."""
 
@@ -465,9 +486,16 @@ def _follow(client: MirrorClient, stream: ResponseStream[Any], out: Output) -> i
             version = client.get_version(version_name_)
             out.line(f"created {version.name}")
             out.summary(version.content_summary)
-        else:
+        elif task.kind == "sync":
             out.line(f"{task.name} completed; no new version was created")
+        else:
+            # Housekeeping tasks report their results in their stages' messages.
+            out.line(f"{task.name} completed")
+            for report in task.progress_reports:
+                out.line(f"  {report.code}: {report.message}")
     if task.state in (pb.TASK_STATE_FAILED, pb.TASK_STATE_CANCELED):
+        for warning in task.warnings if task.kind != "sync" else ():
+            print(f"warning: {warning}", file=sys.stderr)
         detail = task_error_line(task.error) if task.HasField("error") else "no error reported"
         print(f"error: {task.name} {task_state(task)}: {detail}", file=sys.stderr)
         return 1

@@ -38,6 +38,23 @@ def version_number(text: str) -> int:
     raise argparse.ArgumentTypeError(f"expected a version number, not {text!r}")
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``30d`` -> seconds."""
+    unit = _DURATION_UNITS.get(text[-1:].lower(), 0)
+    try:
+        number = float(text[:-1] if unit else text)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 0, 90m, 2h or 30d, not {text!r}"
+        )
+    return number * (unit or 1)
+
+
 def content_type(text: str) -> str:
     """``container.tag`` or just ``tag``."""
     short = text.removeprefix("container.")

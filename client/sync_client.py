@@ -8,6 +8,7 @@ the :class:`~client.client.AsyncMirrorClient` method of the same name.
 from __future__ import annotations
 
 from collections.abc import Iterator, Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -35,6 +36,8 @@ class MirrorClient:
         credentials: TLS channel credentials; ``None`` uses an insecure channel.
         options: Extra gRPC channel options.
         timeout: Deadline in seconds for unary calls; ``None`` means none.
+        token: API token sent as ``authorization: Bearer`` with every call; ``None`` sends
+            none (:func:`client.auth.resolve_token` is where mirrorctl finds one).
         channel: A ready channel to use instead of creating one (it is then not closed by
             :meth:`close`); tests pass a ``grpc_testing`` channel to the blocking flavour.
     """
@@ -46,13 +49,14 @@ class MirrorClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
         timeout: float | None = None,
+        token: str | None = None,
         channel: Channel | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._owns_channel = channel is None
         if channel is None:
-            channel = open_channel(target, credentials, options)
+            channel = open_channel(target, credentials, options, token)
         self.channel = channel
         self._repositories = pb_grpc.RepositoryServiceStub(channel)
         self._remotes = pb_grpc.RemoteServiceStub(channel)
@@ -61,7 +65,9 @@ class MirrorClient:
         self._content = pb_grpc.ContentServiceStub(channel)
         self._distributions = pb_grpc.DistributionServiceStub(channel)
         self._tasks = pb_grpc.TaskServiceStub(channel)
+        self._housekeeping = pb_grpc.HousekeepingServiceStub(channel)
         self._operations = pb_grpc.ContentOperationServiceStub(channel)
+        self._access = pb_grpc.AccessServiceStub(channel)
 
     def close(self) -> None:
         """Close the channel (unless it was passed in); pending calls are cancelled."""
@@ -359,14 +365,17 @@ class MirrorClient:
         repository: str | None = None,
         version: str | None = None,
         description: str = "",
+        public: bool = False,
     ) -> pb.Distribution:
-        """Create a distribution of a repository (latest) or of one pinned version."""
+        """Create a distribution of a repository (latest) or of one pinned version; a
+        ``public`` one is pulled without credentials."""
         request = builders.create_distribution_request(
             distribution_id,
             base_path,
             repository=repository,
             version=version,
             description=description,
+            public=public,
         )
         return (self._call(self._distributions.CreateDistribution, request)).distribution
 
@@ -395,6 +404,7 @@ class MirrorClient:
         repository: str | None = None,
         version: str | None = None,
         description: str | None = None,
+        public: bool | None = None,
     ) -> pb.Distribution:
         """Update the given fields only; ``repository`` / ``version`` replace each other."""
         request = builders.update_distribution_request(
@@ -403,6 +413,7 @@ class MirrorClient:
             repository=repository,
             version=version,
             description=description,
+            public=public,
         )
         return (self._call(self._distributions.UpdateDistribution, request)).distribution
 
@@ -466,3 +477,103 @@ class MirrorClient:
         """Start a sync task and stream its events until it ends."""
         request = builders.sync_request(repository, remote, mirror, request_id)
         return self._stream(self._sync.Sync, request)
+
+    # -- access -----------------------------------------------------------------------------
+
+    def create_principal(
+        self, principal_id: str, role: int | str = "", description: str = ""
+    ) -> pb.Principal:
+        """Create a principal (a user or service account) with a global role."""
+        request = pb.CreatePrincipalRequest(
+            principal_id=principal_id,
+            principal=pb.Principal(role=builders.role(role), description=description),
+        )
+        return (self._call(self._access.CreatePrincipal, request)).principal
+
+    def get_principal(self, name: str) -> pb.Principal:
+        """Return one principal."""
+        request = pb.GetPrincipalRequest(name=builders.principal_name(name))
+        return (self._call(self._access.GetPrincipal, request)).principal
+
+    def list_principals(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListPrincipalsResponse:
+        """Return one page of principals."""
+        request = pb.ListPrincipalsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._access.ListPrincipals, request)
+
+    def update_principal(
+        self, name: str, *, role: int | str | None = None, description: str | None = None
+    ) -> pb.Principal:
+        """Change a principal's role and/or description."""
+        request = builders.update_principal_request(name, role_value=role, description=description)
+        return (self._call(self._access.UpdatePrincipal, request)).principal
+
+    def delete_principal(self, name: str) -> None:
+        """Delete a principal, its tokens and grants."""
+        request = pb.DeletePrincipalRequest(name=builders.principal_name(name))
+        self._call(self._access.DeletePrincipal, request)
+
+    def create_token(
+        self, principal: str, description: str = "", expire_time: datetime | None = None
+    ) -> pb.CreateTokenResponse:
+        """Create an API token; the response's ``secret`` is shown this once only."""
+        request = builders.create_token_request(principal, description, expire_time)
+        return self._call(self._access.CreateToken, request)
+
+    def list_tokens(
+        self, principal: str, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListTokensResponse:
+        """Return one page of a principal's tokens (never their secrets)."""
+        request = pb.ListTokensRequest(
+            parent=builders.principal_name(principal), page_size=page_size, page_token=page_token
+        )
+        return self._call(self._access.ListTokens, request)
+
+    def delete_token(self, name: str) -> None:
+        """Revoke a token (``principals/<p>/tokens/<id>``) at once."""
+        self._call(self._access.DeleteToken, pb.DeleteTokenRequest(name=name))
+
+    def create_grant(self, principal: str, repository: str, role: int | str) -> pb.Grant:
+        """Give a principal ``viewer`` or ``editor`` on one repository."""
+        request = pb.CreateGrantRequest(
+            parent=builders.principal_name(principal),
+            grant=pb.Grant(repository=repository_name(repository), role=builders.role(role)),
+        )
+        return (self._call(self._access.CreateGrant, request)).grant
+
+    def list_grants(self, principal: str) -> list[pb.Grant]:
+        """Every grant of a principal."""
+        request = pb.ListGrantsRequest(parent=builders.principal_name(principal))
+        return list((self._call(self._access.ListGrants, request)).grants)
+
+    def delete_grant(self, principal: str, repository: str) -> None:
+        """Remove a principal's grant on a repository."""
+        repo = repository_name(repository).removeprefix("repositories/")
+        name = f"{builders.principal_name(principal)}/grants/{repo}"
+        self._call(self._access.DeleteGrant, pb.DeleteGrantRequest(name=name))
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def cleanup_orphans(
+        self,
+        orphan_protection_time: float | None = None,
+        task_retention: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Task:
+        """Start garbage collection and return its task (queued) at once; durations in
+        seconds, None for the server's defaults."""
+        request = builders.cleanup_orphans_request(
+            orphan_protection_time, task_retention, request_id
+        )
+        return (self._call(self._housekeeping.CleanupOrphans, request)).task
+
+    def repair_version(
+        self, name: str, number: int | str | None = None, request_id: str | None = None
+    ) -> pb.Task:
+        """Start a repair of a version (a version name, or a repository and a number) and
+        return its task (queued) at once."""
+        request = pb.RepairVersionRequest(
+            version=version_name(name, number), request_id=request_id or ""
+        )
+        return (self._call(self._housekeeping.RepairVersion, request)).task

@@ -19,6 +19,7 @@ import grpc.aio
 from grpc import Channel
 from grpc.aio import Channel as AioChannel
 
+from . import auth
 from .errors import MirrorClientError
 
 __all__ = [
@@ -41,22 +42,29 @@ def open_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None,
     options: Sequence[tuple[str, Any]] | None,
+    token: str | None = None,
 ) -> Channel:
-    """A blocking channel: TLS with `credentials`, plaintext without."""
+    """A blocking channel: TLS with `credentials`, plaintext without; every call carries
+    `token` as `authorization: Bearer` metadata when given."""
     if credentials is None:
-        return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, credentials, options=options)
+        channel = grpc.insecure_channel(target, options=options)
+    else:
+        channel = grpc.secure_channel(target, credentials, options=options)
+    return auth.sync_interceptor(channel, token)
 
 
 def open_aio_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None,
     options: Sequence[tuple[str, Any]] | None,
+    token: str | None = None,
 ) -> AioChannel:
-    """An asyncio channel (bound to the running loop): TLS with `credentials`, plaintext without."""
+    """An asyncio channel (bound to the running loop): TLS with `credentials`, plaintext without;
+    every call carries `token` as `authorization: Bearer` metadata when given."""
+    interceptors = auth.aio_interceptors(token)
     if credentials is None:
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, credentials, options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
 
 
 class ResponseStream(Generic[T]):

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -57,6 +58,13 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_ADDED: _ClassVar[ChangeKind]
     CHANGE_KIND_REMOVED: _ClassVar[ChangeKind]
 
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_VIEWER: _ClassVar[Role]
+    ROLE_EDITOR: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+
 class VersionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERSION_SOURCE_UNSPECIFIED: _ClassVar[VersionSource]
@@ -92,6 +100,10 @@ MEMBERSHIP_REMOVED: Membership
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_ADDED: ChangeKind
 CHANGE_KIND_REMOVED: ChangeKind
+ROLE_UNSPECIFIED: Role
+ROLE_VIEWER: Role
+ROLE_EDITOR: Role
+ROLE_ADMIN: Role
 VERSION_SOURCE_UNSPECIFIED: VersionSource
 VERSION_SOURCE_CREATED: VersionSource
 VERSION_SOURCE_SYNC: VersionSource
@@ -99,7 +111,7 @@ VERSION_SOURCE_PUSH: VersionSource
 VERSION_SOURCE_OPERATION: VersionSource
 
 class Remote(_message.Message):
-    __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time")
+    __slots__ = ("name", "uid", "url", "upstream_name", "policy", "download_concurrency", "include_tags", "exclude_tags", "sigstore", "proxy_url", "proxy_username", "proxy_password", "proxy_password_set", "ssl_ca_certificate", "ssl_client_certificate", "ssl_client_key", "ssl_client_key_set", "ssl_validation", "username", "password", "password_set", "connect_timeout", "sock_read_timeout", "total_timeout", "max_retries", "headers", "include_foreign_layers", "rate_limit", "token_realm_allowlist", "signed_only", "create_time", "update_time", "header_names")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +151,7 @@ class Remote(_message.Message):
     SIGNED_ONLY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    HEADER_NAMES_FIELD_NUMBER: _ClassVar[int]
     name: str
     uid: str
     url: str
@@ -171,7 +184,8 @@ class Remote(_message.Message):
     signed_only: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., url: _Optional[str] = ..., upstream_name: _Optional[str] = ..., policy: _Optional[_Union[Policy, str]] = ..., download_concurrency: _Optional[int] = ..., include_tags: _Optional[_Iterable[str]] = ..., exclude_tags: _Optional[_Iterable[str]] = ..., sigstore: _Optional[str] = ..., proxy_url: _Optional[str] = ..., proxy_username: _Optional[str] = ..., proxy_password: _Optional[str] = ..., proxy_password_set: _Optional[bool] = ..., ssl_ca_certificate: _Optional[str] = ..., ssl_client_certificate: _Optional[str] = ..., ssl_client_key: _Optional[str] = ..., ssl_client_key_set: _Optional[bool] = ..., ssl_validation: _Optional[bool] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: _Optional[bool] = ..., connect_timeout: _Optional[float] = ..., sock_read_timeout: _Optional[float] = ..., total_timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., include_foreign_layers: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., token_realm_allowlist: _Optional[_Iterable[str]] = ..., signed_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    header_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., url: _Optional[str] = ..., upstream_name: _Optional[str] = ..., policy: _Optional[_Union[Policy, str]] = ..., download_concurrency: _Optional[int] = ..., include_tags: _Optional[_Iterable[str]] = ..., exclude_tags: _Optional[_Iterable[str]] = ..., sigstore: _Optional[str] = ..., proxy_url: _Optional[str] = ..., proxy_username: _Optional[str] = ..., proxy_password: _Optional[str] = ..., proxy_password_set: _Optional[bool] = ..., ssl_ca_certificate: _Optional[str] = ..., ssl_client_certificate: _Optional[str] = ..., ssl_client_key: _Optional[str] = ..., ssl_client_key_set: _Optional[bool] = ..., ssl_validation: _Optional[bool] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., password_set: _Optional[bool] = ..., connect_timeout: _Optional[float] = ..., sock_read_timeout: _Optional[float] = ..., total_timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., include_foreign_layers: _Optional[bool] = ..., rate_limit: _Optional[float] = ..., token_realm_allowlist: _Optional[_Iterable[str]] = ..., signed_only: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., header_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Repository(_message.Message):
     __slots__ = ("name", "uid", "description", "latest_version", "versions", "retain_versions", "mirror", "create_time", "update_time", "latest_version_number")
@@ -417,7 +431,7 @@ class ContentChange(_message.Message):
     def __init__(self, kind: _Optional[_Union[ChangeKind, str]] = ..., content: _Optional[_Union[Content, _Mapping]] = ...) -> None: ...
 
 class Distribution(_message.Message):
-    __slots__ = ("name", "base_path", "repository", "version", "registry_path", "description", "create_time", "update_time")
+    __slots__ = ("name", "base_path", "repository", "version", "registry_path", "description", "create_time", "update_time", "public")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_PATH_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +440,7 @@ class Distribution(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
     name: str
     base_path: str
     repository: str
@@ -434,7 +449,44 @@ class Distribution(_message.Message):
     description: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., base_path: _Optional[str] = ..., repository: _Optional[str] = ..., version: _Optional[str] = ..., registry_path: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    public: bool
+    def __init__(self, name: _Optional[str] = ..., base_path: _Optional[str] = ..., repository: _Optional[str] = ..., version: _Optional[str] = ..., registry_path: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., public: _Optional[bool] = ...) -> None: ...
+
+class Principal(_message.Message):
+    __slots__ = ("name", "role", "description", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: Role
+    description: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Token(_message.Message):
+    __slots__ = ("name", "description", "create_time", "expire_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    create_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Grant(_message.Message):
+    __slots__ = ("name", "repository", "role")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    repository: str
+    role: Role
+    def __init__(self, name: _Optional[str] = ..., repository: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class CreateRepositoryRequest(_message.Message):
     __slots__ = ("repository_id", "repository")
@@ -607,6 +659,36 @@ class SyncResponse(_message.Message):
     task: Task
     warning: str
     def __init__(self, kind: _Optional[_Union[TaskEventKind, str]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., warning: _Optional[str] = ...) -> None: ...
+
+class CleanupOrphansRequest(_message.Message):
+    __slots__ = ("orphan_protection_time", "task_retention", "request_id")
+    ORPHAN_PROTECTION_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    orphan_protection_time: _duration_pb2.Duration
+    task_retention: _duration_pb2.Duration
+    request_id: str
+    def __init__(self, orphan_protection_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., task_retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CleanupOrphansResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
+class RepairVersionRequest(_message.Message):
+    __slots__ = ("version", "request_id")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    request_id: str
+    def __init__(self, version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RepairVersionResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class GetVersionRequest(_message.Message):
     __slots__ = ("name",)
@@ -915,3 +997,149 @@ class WatchTaskResponse(_message.Message):
     task: Task
     warning: str
     def __init__(self, kind: _Optional[_Union[TaskEventKind, str]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., warning: _Optional[str] = ...) -> None: ...
+
+class CreatePrincipalRequest(_message.Message):
+    __slots__ = ("principal_id", "principal")
+    PRINCIPAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    principal_id: str
+    principal: Principal
+    def __init__(self, principal_id: _Optional[str] = ..., principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
+
+class CreatePrincipalResponse(_message.Message):
+    __slots__ = ("principal",)
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
+
+class GetPrincipalRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetPrincipalResponse(_message.Message):
+    __slots__ = ("principal",)
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
+
+class ListPrincipalsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPrincipalsResponse(_message.Message):
+    __slots__ = ("principals", "next_page_token")
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    principals: _containers.RepeatedCompositeFieldContainer[Principal]
+    next_page_token: str
+    def __init__(self, principals: _Optional[_Iterable[_Union[Principal, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdatePrincipalRequest(_message.Message):
+    __slots__ = ("principal", "update_mask")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdatePrincipalResponse(_message.Message):
+    __slots__ = ("principal",)
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
+
+class DeletePrincipalRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeletePrincipalResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("parent", "token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    token: Token
+    def __init__(self, parent: _Optional[str] = ..., token: _Optional[_Union[Token, _Mapping]] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("token", "secret")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    token: Token
+    secret: str
+    def __init__(self, token: _Optional[_Union[Token, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens", "next_page_token")
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[Token]
+    next_page_token: str
+    def __init__(self, tokens: _Optional[_Iterable[_Union[Token, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteTokenRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteTokenResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateGrantRequest(_message.Message):
+    __slots__ = ("parent", "grant")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    grant: Grant
+    def __init__(self, parent: _Optional[str] = ..., grant: _Optional[_Union[Grant, _Mapping]] = ...) -> None: ...
+
+class CreateGrantResponse(_message.Message):
+    __slots__ = ("grant",)
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    grant: Grant
+    def __init__(self, grant: _Optional[_Union[Grant, _Mapping]] = ...) -> None: ...
+
+class ListGrantsRequest(_message.Message):
+    __slots__ = ("parent",)
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    def __init__(self, parent: _Optional[str] = ...) -> None: ...
+
+class ListGrantsResponse(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[Grant]
+    def __init__(self, grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ...) -> None: ...
+
+class DeleteGrantRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteGrantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

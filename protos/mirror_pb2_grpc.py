@@ -650,6 +650,131 @@ class SyncService:
             _registered_method=True)
 
 
+class HousekeepingServiceStub:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CleanupOrphans = channel.unary_unary(
+                '/mirror.v1.HousekeepingService/CleanupOrphans',
+                request_serializer=protos_dot_mirror__pb2.CleanupOrphansRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CleanupOrphansResponse.FromString,
+                _registered_method=True)
+        self.RepairVersion = channel.unary_unary(
+                '/mirror.v1.HousekeepingService/RepairVersion',
+                request_serializer=protos_dot_mirror__pb2.RepairVersionRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.RepairVersionResponse.FromString,
+                _registered_method=True)
+
+
+class HousekeepingServiceServicer:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    def CleanupOrphans(self, request, context):
+        """Starts a garbage collection task and returns it at once: deletes content no version
+        holds, blob objects no content names, stale temporary uploads and old finished tasks.
+        Its progress reports count what was freed (`gc.content`, `gc.blobs` with bytes,
+        `gc.temporaries`, `gc.tasks`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepairVersion(self, request, context):
+        """Starts a repair task and returns it at once: re-hashes every blob of a version and
+        fetches the missing or corrupt ones again from the remote they came from. The task
+        fails with DATA_LOSS, naming each blob in its warnings, when some cannot be repaired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_HousekeepingServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CleanupOrphans': grpc.unary_unary_rpc_method_handler(
+                    servicer.CleanupOrphans,
+                    request_deserializer=protos_dot_mirror__pb2.CleanupOrphansRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CleanupOrphansResponse.SerializeToString,
+            ),
+            'RepairVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepairVersion,
+                    request_deserializer=protos_dot_mirror__pb2.RepairVersionRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.RepairVersionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirror.v1.HousekeepingService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirror.v1.HousekeepingService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class HousekeepingService:
+    """Housekeeping: garbage collection and repair, each run as a task.
+    """
+
+    @staticmethod
+    def CleanupOrphans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.HousekeepingService/CleanupOrphans',
+            protos_dot_mirror__pb2.CleanupOrphansRequest.SerializeToString,
+            protos_dot_mirror__pb2.CleanupOrphansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.HousekeepingService/RepairVersion',
+            protos_dot_mirror__pb2.RepairVersionRequest.SerializeToString,
+            protos_dot_mirror__pb2.RepairVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class VersionServiceStub:
     """Versions are the immutable, numbered states of a repository.
     """
@@ -1669,6 +1794,525 @@ class TaskService:
             '/mirror.v1.TaskService/WatchTask',
             protos_dot_mirror__pb2.WatchTaskRequest.SerializeToString,
             protos_dot_mirror__pb2.WatchTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AccessServiceStub:
+    """Who may call: principals (users and service accounts) with a role, their API tokens and
+    their per-repository grants. Every RPC here needs the `admin` role.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreatePrincipal = channel.unary_unary(
+                '/mirror.v1.AccessService/CreatePrincipal',
+                request_serializer=protos_dot_mirror__pb2.CreatePrincipalRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CreatePrincipalResponse.FromString,
+                _registered_method=True)
+        self.GetPrincipal = channel.unary_unary(
+                '/mirror.v1.AccessService/GetPrincipal',
+                request_serializer=protos_dot_mirror__pb2.GetPrincipalRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.GetPrincipalResponse.FromString,
+                _registered_method=True)
+        self.ListPrincipals = channel.unary_unary(
+                '/mirror.v1.AccessService/ListPrincipals',
+                request_serializer=protos_dot_mirror__pb2.ListPrincipalsRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.ListPrincipalsResponse.FromString,
+                _registered_method=True)
+        self.UpdatePrincipal = channel.unary_unary(
+                '/mirror.v1.AccessService/UpdatePrincipal',
+                request_serializer=protos_dot_mirror__pb2.UpdatePrincipalRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.UpdatePrincipalResponse.FromString,
+                _registered_method=True)
+        self.DeletePrincipal = channel.unary_unary(
+                '/mirror.v1.AccessService/DeletePrincipal',
+                request_serializer=protos_dot_mirror__pb2.DeletePrincipalRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.DeletePrincipalResponse.FromString,
+                _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/mirror.v1.AccessService/CreateToken',
+                request_serializer=protos_dot_mirror__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/mirror.v1.AccessService/ListTokens',
+                request_serializer=protos_dot_mirror__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.DeleteToken = channel.unary_unary(
+                '/mirror.v1.AccessService/DeleteToken',
+                request_serializer=protos_dot_mirror__pb2.DeleteTokenRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.DeleteTokenResponse.FromString,
+                _registered_method=True)
+        self.CreateGrant = channel.unary_unary(
+                '/mirror.v1.AccessService/CreateGrant',
+                request_serializer=protos_dot_mirror__pb2.CreateGrantRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.CreateGrantResponse.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/mirror.v1.AccessService/ListGrants',
+                request_serializer=protos_dot_mirror__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
+        self.DeleteGrant = channel.unary_unary(
+                '/mirror.v1.AccessService/DeleteGrant',
+                request_serializer=protos_dot_mirror__pb2.DeleteGrantRequest.SerializeToString,
+                response_deserializer=protos_dot_mirror__pb2.DeleteGrantResponse.FromString,
+                _registered_method=True)
+
+
+class AccessServiceServicer:
+    """Who may call: principals (users and service accounts) with a role, their API tokens and
+    their per-repository grants. Every RPC here needs the `admin` role.
+    """
+
+    def CreatePrincipal(self, request, context):
+        """Creates a principal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrincipal(self, request, context):
+        """Returns one principal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrincipals(self, request, context):
+        """Lists principals in name order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePrincipal(self, request, context):
+        """Updates the fields named in `update_mask` (`role`, `description`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePrincipal(self, request, context):
+        """Deletes a principal with its tokens and grants; its open calls end UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateToken(self, request, context):
+        """Creates an API token; its secret is in the response and nowhere else, ever.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Lists a principal's tokens (never their secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteToken(self, request, context):
+        """Revokes a token at once, also for calls already open with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGrant(self, request, context):
+        """Grants a principal a role on one repository (replacing a grant it had there).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """Lists a principal's grants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGrant(self, request, context):
+        """Removes a grant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AccessServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreatePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePrincipal,
+                    request_deserializer=protos_dot_mirror__pb2.CreatePrincipalRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CreatePrincipalResponse.SerializeToString,
+            ),
+            'GetPrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrincipal,
+                    request_deserializer=protos_dot_mirror__pb2.GetPrincipalRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.GetPrincipalResponse.SerializeToString,
+            ),
+            'ListPrincipals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrincipals,
+                    request_deserializer=protos_dot_mirror__pb2.ListPrincipalsRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.ListPrincipalsResponse.SerializeToString,
+            ),
+            'UpdatePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePrincipal,
+                    request_deserializer=protos_dot_mirror__pb2.UpdatePrincipalRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.UpdatePrincipalResponse.SerializeToString,
+            ),
+            'DeletePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePrincipal,
+                    request_deserializer=protos_dot_mirror__pb2.DeletePrincipalRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.DeletePrincipalResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=protos_dot_mirror__pb2.CreateTokenRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=protos_dot_mirror__pb2.ListTokensRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'DeleteToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteToken,
+                    request_deserializer=protos_dot_mirror__pb2.DeleteTokenRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.DeleteTokenResponse.SerializeToString,
+            ),
+            'CreateGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGrant,
+                    request_deserializer=protos_dot_mirror__pb2.CreateGrantRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.CreateGrantResponse.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=protos_dot_mirror__pb2.ListGrantsRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'DeleteGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGrant,
+                    request_deserializer=protos_dot_mirror__pb2.DeleteGrantRequest.FromString,
+                    response_serializer=protos_dot_mirror__pb2.DeleteGrantResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mirror.v1.AccessService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('mirror.v1.AccessService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AccessService:
+    """Who may call: principals (users and service accounts) with a role, their API tokens and
+    their per-repository grants. Every RPC here needs the `admin` role.
+    """
+
+    @staticmethod
+    def CreatePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/CreatePrincipal',
+            protos_dot_mirror__pb2.CreatePrincipalRequest.SerializeToString,
+            protos_dot_mirror__pb2.CreatePrincipalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/GetPrincipal',
+            protos_dot_mirror__pb2.GetPrincipalRequest.SerializeToString,
+            protos_dot_mirror__pb2.GetPrincipalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrincipals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/ListPrincipals',
+            protos_dot_mirror__pb2.ListPrincipalsRequest.SerializeToString,
+            protos_dot_mirror__pb2.ListPrincipalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/UpdatePrincipal',
+            protos_dot_mirror__pb2.UpdatePrincipalRequest.SerializeToString,
+            protos_dot_mirror__pb2.UpdatePrincipalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/DeletePrincipal',
+            protos_dot_mirror__pb2.DeletePrincipalRequest.SerializeToString,
+            protos_dot_mirror__pb2.DeletePrincipalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/CreateToken',
+            protos_dot_mirror__pb2.CreateTokenRequest.SerializeToString,
+            protos_dot_mirror__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/ListTokens',
+            protos_dot_mirror__pb2.ListTokensRequest.SerializeToString,
+            protos_dot_mirror__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/DeleteToken',
+            protos_dot_mirror__pb2.DeleteTokenRequest.SerializeToString,
+            protos_dot_mirror__pb2.DeleteTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/CreateGrant',
+            protos_dot_mirror__pb2.CreateGrantRequest.SerializeToString,
+            protos_dot_mirror__pb2.CreateGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/ListGrants',
+            protos_dot_mirror__pb2.ListGrantsRequest.SerializeToString,
+            protos_dot_mirror__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirror.v1.AccessService/DeleteGrant',
+            protos_dot_mirror__pb2.DeleteGrantRequest.SerializeToString,
+            protos_dot_mirror__pb2.DeleteGrantResponse.FromString,
             options,
             channel_credentials,
             insecure,

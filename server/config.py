@@ -125,6 +125,13 @@ class Settings:
     (`MIRROR_UPLOAD_LIFETIME`); also how long a pushed blob waits for a manifest."""
     limits: Limits = field(default_factory=Limits)
     """Connection, request and upstream bounds (see `Limits`)."""
+    orphan_protection_time: float = 3600.0
+    """Seconds garbage collection keeps unreferenced content after its last use
+    (`MIRROR_ORPHAN_PROTECTION_TIME`, e.g. `3600`, `90m`, `1d`); what running tasks use is
+    always kept. Like Pulp's `ORPHAN_PROTECTION_TIME`."""
+    task_retention: float = 30 * 86400.0
+    """Seconds finished task rows are kept before garbage collection deletes them
+    (`MIRROR_TASK_RETENTION`, e.g. `30d`)."""
     storage_url: str = ""
     """Where blobs live: empty for files under `data_dir`, `s3://bucket/prefix` for
     S3-compatible object storage (`MIRROR_STORAGE_URL`)."""
@@ -138,6 +145,23 @@ class Settings:
     """Registry blob GETs from S3: `redirect` (presigned URL) or `stream` (`MIRROR_S3_SERVE`)."""
     s3_presign_seconds: int = 300
     """Lifetime of presigned blob URLs (`MIRROR_S3_PRESIGN_SECONDS`)."""
+    no_auth: bool = False
+    """Every caller is admin, no credentials (`MIRROR_NO_AUTH=1`); refused off loopback."""
+    tls_cert: Path | None = None
+    """PEM certificate (chain) served on both ports (`MIRROR_TLS_CERT`); None: plaintext."""
+    tls_key: Path | None = None
+    """PEM private key of `tls_cert` (`MIRROR_TLS_KEY`)."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle: gRPC then requires client certificates signed by it, and a
+    certificate's common name authenticates as the principal of that name
+    (`MIRROR_TLS_CLIENT_CA`)."""
+    secret_key_file: Path | None = None
+    """Key that encrypts remote secrets at rest (`MIRROR_SECRET_KEY_FILE`); None:
+    `<data_dir>/secret.key`, generated on first start."""
+    registry_token_seconds: int = 300
+    """Lifetime of the bearer tokens `GET /token` issues (`MIRROR_REGISTRY_TOKEN_SECONDS`)."""
+    rotate_secret_key: bool = False
+    """Not a setting but a one-off command: re-encrypt stored secrets with a new key, exit."""
 
     @property
     def storage(self) -> StorageConfig:
@@ -155,7 +179,23 @@ class Settings:
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'mirror.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return (self.data_dir / "mirror.db").resolve()
+
+    @property
+    def effective_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def registry_key_file(self) -> Path:
+        return self.data_dir / "registry-token.key"
 
 
 # Settings field -> (environment variable, help text). One table drives the flags, the
@@ -177,6 +217,14 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "MIRROR_UPLOAD_LIFETIME",
         "seconds a blob upload may sit idle before it expires (1 to 2592000)",
     ),
+    "orphan_protection_time": (
+        "MIRROR_ORPHAN_PROTECTION_TIME",
+        "garbage collection keeps unreferenced content used within this (e.g. 90m, 1d)",
+    ),
+    "task_retention": (
+        "MIRROR_TASK_RETENTION",
+        "garbage collection deletes finished tasks older than this (e.g. 30d)",
+    ),
     "storage_url": (
         "MIRROR_STORAGE_URL",
         "where blobs live: empty for files in the data dir, s3://bucket/prefix for S3",
@@ -195,6 +243,20 @@ _OPTIONS: dict[str, tuple[str, str]] = {
         "registry GETs of S3 blobs: redirect (to a presigned URL) or stream (through the server)",
     ),
     "s3_presign_seconds": ("MIRROR_S3_PRESIGN_SECONDS", "lifetime of a presigned blob URL"),
+    "tls_cert": ("MIRROR_TLS_CERT", "PEM certificate served on both ports; empty: plaintext"),
+    "tls_key": ("MIRROR_TLS_KEY", "PEM private key of --tls-cert"),
+    "tls_client_ca": (
+        "MIRROR_TLS_CLIENT_CA",
+        "PEM CA: gRPC requires client certificates it signed (mTLS; CN names the principal)",
+    ),
+    "secret_key_file": (
+        "MIRROR_SECRET_KEY_FILE",
+        "key encrypting remote secrets at rest; empty: <data-dir>/secret.key (generated)",
+    ),
+    "registry_token_seconds": (
+        "MIRROR_REGISTRY_TOKEN_SECONDS",
+        "lifetime of the registry's bearer tokens (10..86400)",
+    ),
 }
 _CHOICES = {
     "storage_durability": ("full", "none"),
@@ -242,13 +304,27 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name, (variable, text) in _OPTIONS.items():
-        shown = getattr(defaults, name)
+        value = getattr(defaults, name)
+        shown = "" if value is None else str(value)
         parser.add_argument(
             f"--{name.replace('_', '-')}",
-            default=env.get(variable, str(shown)),
+            default=env.get(variable, shown),
             metavar=name.split("_")[-1].upper(),
-            help=f"{text} (env {variable}; default {str(shown) or 'empty'})",
+            help=f"{text} (env {variable}; default {shown or 'empty'})",
         )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=env.get("MIRROR_NO_AUTH", "") in ("1", "true", "yes"),
+        help="no credentials, every caller is admin: local experiments on loopback only "
+        "(env MIRROR_NO_AUTH=1)",
+    )
+    parser.add_argument(
+        "--rotate-secret-key",
+        action="store_true",
+        help="generate a new secrets key, re-encrypt every stored secret with it and exit "
+        "(run it with the servers stopped)",
+    )
     limit_fields = fields(Limits)
     for f in limit_fields:
         text = getattr(Limits(), f.name)
@@ -293,11 +369,28 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             "--upload-lifetime (or MIRROR_UPLOAD_LIFETIME) must be seconds between 1 and "
             f"2592000 (30 days), got {args.upload_lifetime!r}"
         )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key (MIRROR_TLS_CERT, MIRROR_TLS_KEY) go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if not str(args.registry_token_seconds).isdigit() or not (
+        10 <= int(args.registry_token_seconds) <= 86400
+    ):
+        parser.error("--registry-token-seconds must be a whole number from 10 to 86400")
     if not str(args.workers).isdigit() or int(args.workers) < 1:
         parser.error(
             f"--workers (or MIRROR_WORKERS) must be a whole number >= 1, got {args.workers!r}"
         )
     args.workers = int(args.workers)
+    durations = {}
+    for name in ("orphan_protection_time", "task_retention"):
+        try:
+            durations[name] = parse_duration(str(getattr(args, name)))
+        except ValueError:
+            parser.error(
+                f"--{name.replace('_', '-')} (or {_ENV[name]}) must be a duration such as "
+                f"3600, 90m, 2h or 30d, got {getattr(args, name)!r}"
+            )
     return Settings(
         grpc_address=args.grpc_address,
         registry_address=args.registry_address,
@@ -307,10 +400,35 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         log_level=args.log_level.upper(),
         upload_lifetime=upload_lifetime,
         limits=Limits(**limits),  # type: ignore[arg-type]
+        **durations,
         storage_url=args.storage_url,
         storage_durability=args.storage_durability,
         s3_endpoint_url=args.s3_endpoint_url,
         s3_addressing=args.s3_addressing,
         s3_serve=args.s3_serve,
         s3_presign_seconds=int(seconds),
+        no_auth=bool(args.no_auth),
+        tls_cert=_optional_path(args.tls_cert),
+        tls_key=_optional_path(args.tls_key),
+        tls_client_ca=_optional_path(args.tls_client_ca),
+        secret_key_file=_optional_path(args.secret_key_file),
+        registry_token_seconds=int(args.registry_token_seconds),
+        rotate_secret_key=bool(args.rotate_secret_key),
     )
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `30d` -> seconds; ValueError for anything else."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    number = float(text[:-1] if unit else text)
+    if not number >= 0 or number == float("inf"):  # also rejects NaN
+        raise ValueError(text)
+    return number * (unit or 1)

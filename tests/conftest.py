@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from client.auth import read_token_file
 from server.app import Services, build_services, start_grpc
 from server.config import Settings
 from tests.support.s3 import (
@@ -141,6 +142,13 @@ def storage_view(settings: Settings, s3_bucket: str, request: pytest.FixtureRequ
 async def services(settings: Settings) -> AsyncIterator[Services]:
     async with build_services(settings) as built:
         yield built
+
+
+@pytest.fixture
+def admin_token(services: Services) -> str:
+    """The token of principal `admin`, as the server wrote it on first start; the fixtures'
+    clients send it, so the suite runs with access control on, as users do."""
+    return read_token_file(services.settings.admin_token_file)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ MirrorError(reason, metadata)
   AlreadyExists            -> ALREADY_EXISTS
   InvalidArgument(fields)  -> INVALID_ARGUMENT     (BadRequest; reason = the Rule broken)
   FailedPrecondition       -> FAILED_PRECONDITION  (state forbids the call)
+  Unauthenticated          -> UNAUTHENTICATED      (no valid credentials)
+  PermissionDenied         -> PERMISSION_DENIED    (a known caller without the role)
   UpstreamError(host)
     UpstreamUnavailable    -> UNAVAILABLE          (429, 5xx, resets, timeouts; retryable)
     UpstreamAuthError      -> UNAUTHENTICATED      (401/403 after the token dance)
@@ -160,6 +162,20 @@ class FailedPrecondition(MirrorError):
 
     reason = "FAILED_PRECONDITION"
     code = "FAILED_PRECONDITION"
+
+
+class Unauthenticated(MirrorError):
+    """The call carries no valid credentials (missing, unknown, expired or revoked)."""
+
+    reason = "UNAUTHENTICATED"
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MirrorError):
+    """The caller is known but its role does not allow the call."""
+
+    reason = "PERMISSION_DENIED"
+    code = "PERMISSION_DENIED"
 
 
 class UpstreamError(MirrorError):

@@ -18,7 +18,7 @@ from server.domain.digests import Digest
 WILDCARD_CHARS = frozenset("*?[")
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex matching any of `patterns` (None for an empty list)."""
     if not patterns:
@@ -54,12 +54,21 @@ class TagFilter:
         return self.select([tag]) == [tag]
 
     def unmatched_patterns(self, tags: list[str]) -> list[str]:
-        """The wildcard include entries that match none of `tags` (literals are probed)."""
-        return [
-            p
-            for p in self.include_tags
-            if WILDCARD_CHARS & set(p) and not any(_compiled((p,)).match(t) for t in tags)  # type: ignore[union-attr]
-        ]
+        """The wildcard include entries that match none of `tags` (literals are probed).
+
+        Only tags the combined include expression matches can match one entry, so each entry
+        is tried on those alone (one pass over the whole list, not one per entry)."""
+        include = _compiled(self.include_tags)
+        if include is None:
+            return []
+        matched = [t for t in tags if include.match(t) is not None]
+        unmatched = []
+        for p in self.include_tags:
+            pattern = _compiled((p,))
+            if WILDCARD_CHARS & set(p) and pattern is not None:
+                if not any(pattern.match(t) for t in matched):
+                    unmatched.append(p)
+        return unmatched
 
     def select(self, tags: list[str]) -> list[str]:
         """The wanted tags, in order. CPU-bound on big lists: callers on the event loop run

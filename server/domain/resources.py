@@ -148,6 +148,7 @@ class Distribution:
     repository_id: str
     version: int | None  # None follows the latest version
     description: str = ""
+    public: bool = False  # anonymous pull; private (the default) needs a token
     create_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from urllib.parse import urlsplit
 
 from server.domain.digests import Digest
@@ -213,3 +214,16 @@ def validate_remote(remote: Remote) -> Remote:
     if bad := remote_violations(remote):
         raise InvalidArgument.of(bad)
     return remote
+
+
+def check_request_id(value: str) -> str | None:
+    """An optional AIP-155 request id: empty (None) or a UUID, else INVALID_ARGUMENT."""
+    if not value:
+        return None
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"request_id must be a UUID, got {value!r}", field="request_id"
+        ) from None
+    return value

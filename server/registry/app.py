@@ -21,8 +21,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import CIMultiDict
 
+from server.access.model import Action
+from server.access.policy import may
+from server.access.registry import RegistryAccess
 from server.domain.digests import Digest
 from server.domain.errors import DatabaseUnavailable
 from server.domain.manifests import MAX_MANIFEST_BYTES, OCI_INDEX
@@ -43,6 +45,7 @@ MAX_PAGE = 10_000
 SERVING = web.AppKey("serving", ServingCache)
 STORAGE = web.AppKey("storage", BlobStore)
 PULL_THROUGH = web.AppKey("pull_through", PullThrough)
+ACCESS = web.AppKey("access", RegistryAccess)
 
 
 def _head(request: web.Request) -> bool:
@@ -96,8 +99,22 @@ async def catalog(request: web.Request) -> web.Response:
     limit, last = page
     if limit == 0:
         return _paged(request, "repositories", [], 0)
-    found = await request.app[SERVING].catalog((limit or MAX_PAGE) + 1, last)
-    return _paged(request, "repositories", found, limit if limit is not None else MAX_PAGE)
+    # Only what the caller may pull (the policy decides per distribution); filtered before
+    # paging so that pages stay full and `Link` stays right.
+    caller = await request.app[ACCESS].caller(request)
+    wanted = (limit or MAX_PAGE) + 1
+    found: list[str] = []
+    while len(found) < wanted:
+        entries = await request.app[SERVING].catalog_entries(wanted, last)
+        found += [
+            base_path
+            for base_path, repository, public in entries
+            if may(caller, Action.PULL, repository, public=public)
+        ]
+        if len(entries) < wanted:
+            break
+        last = entries[-1][0]
+    return _paged(request, "repositories", found[:wanted], limit if limit is not None else MAX_PAGE)
 
 
 async def tags_list(request: web.Request) -> web.Response:
@@ -201,17 +218,11 @@ async def _stored_response(
         return web.Response(
             status=416, headers={**headers, "Content-Range": f"bytes */{stored.size}"}
         )
-    if kind is not RangeKind.IGNORE:
-        return await storage.http_response(request, stored, headers)
-    # The store answers a copy of the request without the header (the whole blob, 200),
-    # prepared here against that copy; aiohttp then sees it prepared.
-    plain = CIMultiDict(request.headers)
-    plain.popall("Range", None)
-    clone = request.clone(headers=plain)
-    response = await storage.http_response(clone, stored, headers)
-    if not response.prepared:
-        await response.prepare(clone)
-    return response
+    # A multi-range or malformed header is ignored: the whole blob, 200 (the store answers
+    # as if there were none).
+    return await storage.http_response(
+        request, stored, headers, ignore_range=kind is RangeKind.IGNORE
+    )
 
 
 async def referrers(request: web.Request) -> web.Response:
@@ -327,14 +338,21 @@ def build_registry_app(
     serving: ServingCache,
     storage: BlobStore,
     pull_through: PullThrough,
+    access: RegistryAccess,
     pusher: Pusher | None = None,
 ) -> web.Application:
+    # Errors first, then access: a request that passes access may still fail, and a refused
+    # one never reaches a handler. Handlers find the caller in `request[REQUEST_PRINCIPAL]`.
     # Manifest PUTs are read with their own 4 MiB limit; blob bodies are streamed.
-    app = web.Application(middlewares=[no_internal_errors], client_max_size=MAX_MANIFEST_BYTES)
+    app = web.Application(
+        middlewares=[no_internal_errors, access.middleware], client_max_size=MAX_MANIFEST_BYTES
+    )
     app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
     app[PULL_THROUGH] = pull_through
+    app[ACCESS] = access
+    app.router.add_get("/token", access.token_endpoint)
     name = "{name:[^?#]+?}"
     app.router.add_get("/v2/", base)
     if pusher is not None:

@@ -122,10 +122,13 @@ class ServingCache:
             ("resolve", base_path), lambda: self._queries.resolve(base_path), _small
         )
 
-    async def catalog(self, limit: int, after: str) -> list[str]:
+    async def catalog_entries(self, limit: int, after: str) -> list[tuple[str, str, bool]]:
+        """(base path, repository id, public) after `after`; the caller filters by access."""
         await self._check()
         return await self._cached(
-            ("catalog", limit, after), lambda: self._queries.catalog(limit, after), _strings
+            ("catalog", limit, after),
+            lambda: self._queries.catalog_entries(limit, after),
+            _entries,
         )
 
     async def tags(self, served: Served, limit: int, after: str) -> list[str]:
@@ -173,6 +176,10 @@ class ServingCache:
 
 def _small(_value: object) -> int:
     return 0
+
+
+def _entries(values: list[tuple[str, str, bool]]) -> int:
+    return _strings([f"{path}{repo}" for path, repo, _ in values])
 
 
 def _strings(values: list[str]) -> int:

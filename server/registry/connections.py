@@ -28,6 +28,7 @@ import logging
 import math
 import resource
 import socket
+import ssl
 import struct
 import time
 from collections import Counter
@@ -146,8 +147,14 @@ class GuardedSite(web.BaseSite):
     logged at most once per interval, and retried after a short pause.
     """
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, guard: ConnectionGuard):
-        super().__init__(runner)
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        sock: socket.socket,
+        guard: ConnectionGuard,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        super().__init__(runner, ssl_context=ssl_context)
         self.guard = guard
         self._sock = sock
         self._accepting: asyncio.Task[None] | None = None
@@ -155,7 +162,8 @@ class GuardedSite(web.BaseSite):
     @property
     def name(self) -> str:
         host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     async def start(self) -> None:
         await super().start()
@@ -185,7 +193,7 @@ class GuardedSite(web.BaseSite):
                 continue
             handler = _GuardedHandler(self.guard, address, server, loop=loop, **kwargs)
             try:
-                await loop.connect_accepted_socket(lambda h=handler: h, conn)
+                await loop.connect_accepted_socket(lambda h=handler: h, conn, ssl=self._ssl_context)
             except OSError:
                 handler.release()
                 conn.close()

@@ -43,6 +43,7 @@ UNSUPPORTED = OciError("UNSUPPORTED", 405, "the operation is unsupported")
 UNAVAILABLE = OciError("UNAVAILABLE", 503, "upstream unavailable")
 TOOMANYREQUESTS = OciError("TOOMANYREQUESTS", 429, "too many requests")
 DENIED = OciError("DENIED", 403, "requested access to the resource is denied")
+UNAUTHORIZED = OciError("UNAUTHORIZED", 401, "authentication required")
 
 
 def error_response(

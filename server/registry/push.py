@@ -54,20 +54,12 @@ class PushAccess(Protocol):
     """Who may push into (and mount from) a repository: the access-control seam.
 
     `authorize` returns the principal's name, or the response to send (401 with a challenge,
-    403 DENIED). Until access control is configured every caller is anonymous and allowed."""
+    403 DENIED). `public` marks a pull (mount source) from a public distribution. The server
+    wires `RegistryAccess` (server/access/registry.py) into it: the one access policy."""
 
     async def authorize(
-        self, request: web.Request, repository_id: str, action: str
+        self, request: web.Request, repository_id: str, action: str, *, public: bool = False
     ) -> str | web.Response: ...
-
-
-class OpenAccess:
-    """Everyone may push and pull, as nobody (the default before access control)."""
-
-    async def authorize(
-        self, request: web.Request, repository_id: str, action: str
-    ) -> str | web.Response:
-        return ""
 
 
 class Pusher:
@@ -224,7 +216,9 @@ class Pusher:
         source = await self._serving.resolve(source_name)
         if source is None:
             return None
-        allowed = await self._access.authorize(request, source.repository_id, "pull")
+        allowed = await self._access.authorize(
+            request, source.repository_id, "pull", public=source.public
+        )
         if isinstance(allowed, web.Response):
             return None
         found = await self._serving.blob(source, raw_digest)

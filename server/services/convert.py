@@ -88,7 +88,8 @@ def repository_to_pb(repo: Repository) -> pb.Repository:
 
 
 def remote_to_pb(remote: Remote) -> pb.Remote:
-    """The remote as callers see it: secrets replaced by `*_set` flags."""
+    """The remote as callers see it: secrets replaced by `*_set` flags, header values by
+    `header_names`."""
     return pb.Remote(
         name=remote.name,
         uid=remote.uid,
@@ -112,7 +113,7 @@ def remote_to_pb(remote: Remote) -> pb.Remote:
         sock_read_timeout=remote.sock_read_timeout,
         total_timeout=remote.total_timeout,
         max_retries=remote.max_retries,
-        headers=dict(remote.headers),
+        header_names=sorted(name for name, _ in remote.headers),  # values are write-only
         include_foreign_layers=remote.include_foreign_layers,
         rate_limit=remote.rate_limit,
         token_realm_allowlist=list(remote.token_realm_allowlist),

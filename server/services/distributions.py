@@ -20,7 +20,7 @@ from server.services.paging import is_name, next_token, page_of
 from server.store.distributions import DistributionStore, pinned_version_name
 
 _OUTPUT_ONLY = ("name", "registry_path", "create_time", "update_time")
-_MUTABLE = ("base_path", "repository", "version", "description")
+_MUTABLE = ("base_path", "repository", "version", "description", "public")
 
 
 def _target(msg: pb.Distribution, field: str) -> tuple[str, int | None]:
@@ -69,6 +69,7 @@ class DistributionServicer(pb_grpc.DistributionServiceServicer):
             version=pinned_version_name(distribution),
             registry_path=f"{self._registry_host()}/{distribution.base_path}",
             description=distribution.description,
+            public=distribution.public,
             create_time=convert.timestamp(distribution.create_time),
             update_time=convert.timestamp(distribution.update_time),
         )
@@ -92,6 +93,7 @@ class DistributionServicer(pb_grpc.DistributionServiceServicer):
                 repository_id=repository_id,
                 version=version,
                 description=msg.description,
+                public=msg.public,
             )
         )
         return pb.CreateDistributionResponse(distribution=self._to_pb(created))
@@ -127,6 +129,8 @@ class DistributionServicer(pb_grpc.DistributionServiceServicer):
             changes["base_path"] = _check_base_path(msg.base_path, "distribution.base_path")
         if "description" in paths:
             changes["description"] = msg.description
+        if "public" in paths:
+            changes["public"] = msg.public
         if "repository" in paths or "version" in paths:
             repository_id, version = _target(msg, "distribution")
             changes.update(repository_id=repository_id, version=version)

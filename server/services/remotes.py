@@ -6,6 +6,7 @@ import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
+from server.domain.credentials import check_secret_destinations
 from server.domain.errors import Rule, Violations
 from server.domain.names import RemoteName, check_id
 from server.domain.rules import remote_violations, validate_remote
@@ -21,6 +22,7 @@ _OUTPUT_ONLY = (
     "password_set",
     "proxy_password_set",
     "ssl_client_key_set",
+    "header_names",
     "create_time",
     "update_time",
 )
@@ -86,6 +88,7 @@ class RemoteServicer(pb_grpc.RemoteServiceServicer):
         current = await self._remotes.get(name.remote_id)
         update = convert.remote_from_pb(name.remote_id, request.remote)
         merged = validate_remote(merge(current, update, paths))
+        check_secret_destinations(current, merged, paths)
         saved = await self._remotes.replace(merged) if paths else current
         return pb.UpdateRemoteResponse(remote=convert.remote_to_pb(saved))
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
-from server.domain.errors import Rule, Violations
+from server.domain.errors import Violations
 from server.domain.names import RemoteName, RepositoryName
+from server.domain.rules import check_request_id
 from server.domain.tasks import Task
 from server.services import convert
 from server.services.errors import stream_errors, unary_errors
@@ -45,15 +45,7 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
         bad = Violations()
         repository = bad.check(RepositoryName.parse, request.repository, "repository")
         remote = bad.check(RemoteName.parse, request.remote, "remote")
-        if request.request_id:
-            try:
-                uuid.UUID(request.request_id)
-            except ValueError:
-                bad.add(
-                    "request_id",
-                    f"request_id must be a UUID, got {request.request_id!r}",
-                    Rule.INVALID_VALUE,
-                )
+        request_id = bad.check(check_request_id, request.request_id)
         bad.raise_if_any()
         assert repository is not None and remote is not None
         # Fail fast on unknown names rather than queue a task that can only fail.
@@ -61,7 +53,7 @@ class SyncServicer(pb_grpc.SyncServiceServicer):
         await self._remotes.get(remote.remote_id)
         params = SyncParameters(repository.repository_id, remote.remote_id, request.mirror)
         task, created = await self._tasks.create(
-            SYNC_KIND, str(repository), params.to_parameters(), request.request_id or None
+            SYNC_KIND, str(repository), params.to_parameters(), request_id
         )
         if created:
             self._runner.wake()

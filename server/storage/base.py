@@ -192,10 +192,16 @@ class BlobStore(Protocol):
         ...
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str]
+        self,
+        request: web.Request,
+        stat: BlobStat,
+        headers: dict[str, str],
+        *,
+        ignore_range: bool = False,
     ) -> web.StreamResponse:
-        """Answer a registry GET of a stored blob (Range honoured): a file, a redirect to a
-        presigned URL, or the bytes streamed through, as the backend and settings say."""
+        """Answer a registry GET of a stored blob: a file, a redirect to a presigned URL, or
+        the bytes streamed through, as the backend and settings say. A single `Range` is
+        honoured unless `ignore_range` (the caller found it multi-range or malformed)."""
         ...
 
     async def aclose(self) -> None:

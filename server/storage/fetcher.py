@@ -89,11 +89,11 @@ class Subscription:
         if self.cut is not None:
             return
         try:
-            await asyncio.wait_for(self._queue.put(chunk), CLIENT_STALL_SECONDS)
+            await asyncio.wait_for(self._queue.put(chunk), self._download.fetcher.client_stall)
         except TimeoutError:
             self.cut = ClientTooSlow(
                 f"client did not read blob {self._download.blob.digest} for "
-                f"{CLIENT_STALL_SECONDS:.0f}s",
+                f"{self._download.fetcher.client_stall:.0f}s",
                 digest=str(self._download.blob.digest),
             )
             self._download.leave(self)
@@ -209,7 +209,10 @@ class _Download:
                 # thousands of downloads, and an open temp file each would exhaust descriptors.
                 if self.store:
                     writer = await self.fetcher.store.open_writer(blob.digest, blob.size)
-                deadline = time.monotonic() + GRACE_SECONDS + blob.size / MIN_THROUGHPUT
+                fetcher = self.fetcher
+                deadline = (
+                    time.monotonic() + fetcher.grace_seconds + blob.size / fetcher.min_throughput
+                )
                 async for chunk in chunks:
                     if not chunk:
                         continue
@@ -230,7 +233,7 @@ class _Download:
                     if time.monotonic() > deadline:
                         raise UpstreamUnavailable(
                             f"blob {blob.digest} from {source.host} arrives too slowly "
-                            f"(under {MIN_THROUGHPUT // 1024} KiB/s)",
+                            f"(under {fetcher.min_throughput // 1024} KiB/s)",
                             host=source.host,
                             reason="UPSTREAM_TOO_SLOW",
                             digest=str(blob.digest),
@@ -275,8 +278,18 @@ class _Download:
 class BlobFetcher:
     """Ensures blobs are stored or streamed, downloading each digest at most once at a time."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        min_throughput: int = MIN_THROUGHPUT,
+        grace_seconds: float = GRACE_SECONDS,
+        client_stall: float = CLIENT_STALL_SECONDS,
+    ) -> None:
         self.store = store
+        self.min_throughput = min_throughput
+        self.grace_seconds = grace_seconds
+        self.client_stall = client_stall
         self._storing: dict[str, _Download] = {}
         self._streaming: dict[str, _Download] = {}
         self._all: set[_Download] = set()

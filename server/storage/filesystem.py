@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from server.domain.digests import Digest
 from server.domain.errors import NotFound
@@ -128,6 +130,16 @@ class _FileWriter(BlobWriter):
 
     async def _discard(self) -> None:
         await asyncio.to_thread(self._drop)
+
+
+class _WholeFileResponse(web.FileResponse):
+    """A FileResponse that answers as if the request had no Range header. aiohttp prepares it
+    once, with the real request; it sees a copy without the header."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        plain = CIMultiDict(request.headers)
+        plain.popall("Range", None)
+        return await super().prepare(request.clone(headers=plain))
 
 
 class FilesystemBlobStore:
@@ -262,11 +274,30 @@ class FilesystemBlobStore:
             await asyncio.to_thread((self.temp_dir / temporary.key).unlink)
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str]
+        self,
+        request: web.Request,
+        stat: BlobStat,
+        headers: dict[str, str],
+        *,
+        ignore_range: bool = False,
     ) -> web.StreamResponse:
         # FileResponse: sendfile, Range and conditional requests; its validators are the
         # file's own (mtime/size), the digest travels in Docker-Content-Digest.
-        return web.FileResponse(self.path(stat.digest), headers=headers)
+        kind = _WholeFileResponse if ignore_range else web.FileResponse
+        return kind(self.path(stat.digest), headers=headers)
 
     async def aclose(self) -> None:
         return None
+
+
+class _WholeFileResponse(web.FileResponse):
+    """A FileResponse that ignores the request's Range header (RFC 9110 14.2 allows it).
+
+    aiohttp prepares a returned response with the original request, so the header is dropped
+    here rather than by preparing it earlier against a copy (FileResponse cannot be prepared
+    twice)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        plain = CIMultiDict(request.headers)
+        plain.popall("Range", None)
+        return await super().prepare(request.clone(headers=plain))

@@ -1,11 +1,12 @@
 """Blobs as objects in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, moto, ...).
 
 Layout: `<prefix>blobs/<algorithm>/<first two hex>/<hex>`, the filesystem layout as keys.
-A writer hashes the bytes as they come and buffers at most one part (`PART_SIZE`) in memory:
-a small blob goes up in one PUT after its digest matched; a large one as a multipart upload
-whose parts go up as they fill, completed only after the digest matched (aborted otherwise).
-An object is visible only once complete, so a reader never sees a partial or corrupt blob,
-and nothing is copied to local disk.
+A writer hashes the bytes as they come. A small blob (up to `PART_SIZE`) is buffered in
+memory (within a process-wide budget) and goes up in one PUT after its digest matched. A large
+one goes up as a multipart upload whose parts stream out while the blob downloads (a few
+chunks queued per writer, no part buffer), completed only after the digest matched and
+aborted otherwise. An object is visible only once complete, so a reader never sees a partial
+or corrupt blob, and nothing is copied to local disk.
 
 Credentials come from botocore's standard chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
 `AWS_PROFILE` and the shared credentials file, instance roles); they are never logged.
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +39,12 @@ if TYPE_CHECKING:
 
 PART_SIZE = 8 << 20
 """Bytes buffered per writer before a part goes up (S3's minimum part is 5 MiB)."""
+BUFFER_BUDGET = 24 << 20
+"""Buffered small-blob bodies of all writers together: a download that would need more waits
+(its upstream stream pauses) until an upload frees room, so memory stays bounded whatever
+the download concurrency."""
+PART_QUEUE = 2
+"""Chunks (each up to 1 MiB) queued per streaming part; the download pauses beyond it."""
 STAT_CONCURRENCY = 32
 READ_CHUNK = 1 << 20
 _FULL_CODES = {"QuotaExceeded", "XMinioStorageFull", "StorageFull", "InsufficientStorage"}
@@ -61,82 +69,190 @@ def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
 
 
+class _Budget:
+    """Bytes of part buffers the process may hold; waiters queue for room."""
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._room = asyncio.Condition()
+
+    async def take(self, size: int) -> None:
+        async with self._room:
+            await self._room.wait_for(lambda: self._free >= size)
+            self._free -= size
+
+    async def give(self, size: int) -> None:
+        async with self._room:
+            self._free += size
+            self._room.notify_all()
+
+
+class _PartStream:
+    """The body of one part upload, fed by the writer as the bytes arrive (no part buffer).
+
+    botocore checks that a body has `read`; aiohttp sends it by iterating (it is no IOBase,
+    so aiobotocore hands it over as is). It cannot rewind: a failed part fails the writer,
+    and the fetcher's retry starts the blob over with a new upload.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(PART_QUEUE)
+
+    def read(self, *_: Any) -> bytes:
+        raise io.UnsupportedOperation("a part stream is sent by iteration")
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+
+
 class _ObjectWriter(BlobWriter):
+    """Small blobs: one buffered PUT after verification. Large ones (known size over
+    PART_SIZE): a multipart upload whose parts stream out while the blob downloads; it is
+    completed only after verification, aborted otherwise."""
+
     def __init__(self, store: S3BlobStore, expected: Digest, size: int | None) -> None:
         super().__init__(store.name, expected, size)
         self._store = store
         self._key = store.key(expected)
-        self._buffer: list[bytes] = []
-        self._buffered = 0
+        self._streaming = size is not None and size > PART_SIZE
+        self._part: io.BytesIO | None = None
+        """Small blobs: the buffered body (chunks copied in once)."""
+        self._held = 0
+        """Budget bytes this writer holds for `_part`."""
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._stream: _PartStream | None = None
+        self._stream_left = 0
+        self._fed = 0
+        self._uploads: list[asyncio.Task[dict[str, Any]]] = []
 
     async def _consume(self, chunks: list[bytes]) -> None:
         await asyncio.to_thread(self._hash, chunks)
-        self._buffer.extend(chunks)
-        self._buffered += sum(len(c) for c in chunks)
-        if self._buffered >= PART_SIZE:
-            await self._upload_part()
+        if self._streaming:
+            for chunk in chunks:
+                await self._feed(chunk)
+            return
+        if self._part is None:
+            left = PART_SIZE if self.expected_size is None else self.expected_size
+            self._held = max(1, min(PART_SIZE, left))
+            await self._store.budget.take(self._held)
+            self._part = io.BytesIO()
+        for chunk in chunks:
+            self._part.write(chunk)
+        if self._part.tell() > PART_SIZE and self.expected_size is None:
+            raise StorageError(
+                f"storage {self.storage}: blob {self.expected} of unknown size is over "
+                f"{PART_SIZE} bytes",
+                storage=self.storage,
+            )
 
-    async def _upload_part(self) -> None:
-        body = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
+    async def _feed(self, chunk: bytes) -> None:
+        assert self.expected_size is not None
+        while chunk:
+            if self._fed >= self.expected_size:
+                return  # more than announced: verification fails, nothing is published
+            if self._stream is None or self._stream_left == 0:
+                await self._next_part()
+            assert self._stream is not None
+            piece, chunk = chunk[: self._stream_left], chunk[self._stream_left :]
+            await self._put(piece)
+            self._stream_left -= len(piece)
+            self._fed += len(piece)
+            if self._stream_left == 0:
+                await self._put(None)
+
+    async def _put(self, item: bytes | None) -> None:
+        """Queue bytes for the current part; fail at once if its upload failed."""
+        assert self._stream is not None
+        upload = self._uploads[-1]
+        put = asyncio.ensure_future(self._stream._queue.put(item))
+        await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            upload.result()  # raises the upload's error
+            raise StorageError(
+                f"storage {self.storage}: a part upload of {self.expected} ended early",
+                storage=self.storage,
+            )
+
+    async def _next_part(self) -> None:
+        assert self.expected_size is not None
         client, bucket = self._store.client, self._store.bucket
-        try:
-            if self._upload_id is None:
+        if self._upload_id is None:
+            try:
                 started = await client.create_multipart_upload(Bucket=bucket, Key=self._key)
                 self._upload_id = started["UploadId"]
                 await client.put_object(
                     Bucket=bucket, Key=self._store.marker(self._upload_id), Body=self._key.encode()
                 )
-            number = len(self._parts) + 1
-            done = await client.upload_part(
-                Bucket=bucket,
+            except (ClientError, BotoCoreError) as exc:
+                raise _error(self.storage, exc, "starting a multipart upload") from exc
+        size = min(PART_SIZE, self.expected_size - self._fed)
+        self._stream, self._stream_left = _PartStream(), size
+        self._uploads.append(
+            asyncio.ensure_future(self._send_part(len(self._uploads) + 1, self._stream, size))
+        )
+
+    async def _send_part(self, number: int, body: _PartStream, size: int) -> dict[str, Any]:
+        try:
+            done = await self._store.client.upload_part(
+                Bucket=self._store.bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                # A file object, not bytes: aiohttp streams it (bytes over 1 MiB warn, and
-                # measured ~1.5x slower against moto).
-                Body=io.BytesIO(body),
-                ContentLength=len(body),
+                Body=body,
+                ContentLength=size,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _error(self.storage, exc, "uploading a blob part") from exc
-        self._parts.append({"PartNumber": number, "ETag": done["ETag"]})
+        return {"PartNumber": number, "ETag": done["ETag"]}
+
+    async def _release(self) -> None:
+        self._part = None
+        if self._held:
+            held, self._held = self._held, 0
+            await self._store.budget.give(held)
 
     async def _publish(self) -> BlobStat:
         client, bucket = self._store.client, self._store.bucket
         try:
             if self._upload_id is None:
-                body = b"".join(self._buffer)
-                await client.put_object(
-                    Bucket=bucket, Key=self._key, Body=io.BytesIO(body), ContentLength=len(body)
-                )
+                body = self._part or io.BytesIO()
+                size = body.tell()
+                body.seek(0)
+                try:
+                    # A file object, not bytes: aiohttp streams it (bytes bodies over 1 MiB
+                    # warn, and went up ~1.5x slower against moto).
+                    await client.put_object(
+                        Bucket=bucket, Key=self._key, Body=body, ContentLength=size
+                    )
+                finally:
+                    await self._release()
             else:
-                if self._buffered:
-                    await self._upload_part()
+                parts = await asyncio.gather(*self._uploads)
                 await client.complete_multipart_upload(
                     Bucket=bucket,
                     Key=self._key,
                     UploadId=self._upload_id,
-                    MultipartUpload={"Parts": self._parts},
+                    MultipartUpload={"Parts": list(parts)},
                 )
         except (ClientError, BotoCoreError) as exc:
             raise _error(self.storage, exc, "publishing a blob") from exc
         if self._upload_id is not None:
             with contextlib.suppress(ClientError, BotoCoreError):  # a stale marker is listed
                 await client.delete_object(Bucket=bucket, Key=self._store.marker(self._upload_id))
-        self._buffer = []
-        found = await self._store.stat(self.expected)
-        if found is None:
-            raise StorageError(
-                f"storage {self.storage}: blob {self.expected} vanished after its upload",
-                storage=self.storage,
-            )
-        return found
+        # S3 is read-after-write consistent: no HEAD needed to know what was just written.
+        return BlobStat(self.expected, self.size, time.time())
 
     async def _discard(self) -> None:
-        self._buffer, self._buffered = [], 0
+        await self._release()
+        for upload in self._uploads:
+            upload.cancel()
+        if self._uploads:
+            await asyncio.wait(self._uploads)
         if self._upload_id is not None:
             await self._store.abort_temporary(
                 Temporary(f"{self._key}\n{self._upload_id}", 0.0), quiet=True
@@ -156,15 +272,21 @@ class S3BlobStore:
         self._stack = stack
         self._serve = config.s3_serve
         self._presign_seconds = config.s3_presign_seconds
+        self.budget = _Budget(BUFFER_BUDGET)
 
     @classmethod
-    async def open(cls, config: StorageConfig) -> S3BlobStore:
+    async def open(cls, config: StorageConfig, *, check_bucket: bool = True) -> S3BlobStore:
+        """A store on a started client; the bucket must exist (checked unless told not to)."""
         parsed = urlsplit(config.url)
         if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
             raise ValueError(f"storage URL must be s3://bucket[/prefix], got {config.url!r}")
         session = get_session()
         aio_config = AioConfig(
-            s3={"addressing_style": config.s3_addressing},
+            # payload_signing_enabled=False: the writer has hashed every byte already (and
+            # publishes only what matched its digest), so SigV4 signs UNSIGNED-PAYLOAD instead
+            # of botocore hashing each part a second time. Over https TLS guards the bytes;
+            # plain http endpoints are for trusted networks (a local MinIO, moto).
+            s3={"addressing_style": config.s3_addressing, "payload_signing_enabled": False},
             signature_version="s3v4",  # presigned URLs too (botocore's default there is v2)
             max_pool_connections=64,
             retries={"max_attempts": 5, "mode": "standard"},
@@ -185,10 +307,18 @@ class S3BlobStore:
             )
         )
         store = cls(config, client, stack)
+        if not check_bucket:
+            return store
         try:
             await client.head_bucket(Bucket=store.bucket)
         except (ClientError, BotoCoreError) as exc:
             await stack.aclose()
+            if isinstance(exc, ClientError) and _missing(exc):
+                raise StorageError(
+                    f"storage {store.name}: bucket {store.bucket!r} does not exist",
+                    storage=store.name,
+                    reason="STORAGE_BUCKET_MISSING",
+                ) from exc
             raise _error(store.name, exc, "opening the bucket") from exc
         return store
 
@@ -335,7 +465,12 @@ class S3BlobStore:
         )
 
     async def http_response(
-        self, request: web.Request, stat: BlobStat, headers: dict[str, str]
+        self,
+        request: web.Request,
+        stat: BlobStat,
+        headers: dict[str, str],
+        *,
+        ignore_range: bool = False,
     ) -> web.StreamResponse:
         if request.method == "HEAD":
             return web.Response(headers={**headers, "Content-Length": str(stat.size)})
@@ -344,20 +479,24 @@ class S3BlobStore:
             # their registry credentials to it; the URL expires in `s3_presign_seconds`.
             location = await self.presigned_url(stat.digest)
             return web.Response(status=307, headers={**headers, "Location": location})
-        return await _stream(self, request, stat, headers)
+        return await _stream(self, request, stat, headers, ignore_range)
 
     async def aclose(self) -> None:
         await self._stack.aclose()
 
 
 async def _stream(
-    store: S3BlobStore, request: web.Request, stat: BlobStat, headers: dict[str, str]
+    store: S3BlobStore,
+    request: web.Request,
+    stat: BlobStat,
+    headers: dict[str, str],
+    ignore_range: bool,
 ) -> web.StreamResponse:
-    """The blob's bytes through this process, honouring a single `Range`."""
+    """The blob's bytes through this process, honouring a single `Range` unless `whole`."""
     start, end = 0, stat.size
     status = 200
     try:
-        wanted = request.http_range
+        wanted = slice(None, None) if ignore_range else request.http_range
     except ValueError:
         wanted = slice(None, None)
     if wanted.start is not None or wanted.stop is not None:

@@ -16,30 +16,47 @@ itself came from a sync. `RepositoryStore.update(mirror=False)` turns it back on
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from server.domain.errors import FailedPrecondition
+from server.domain.errors import ContentCollected, FailedPrecondition
 from server.domain.plan import ContentChange, ContentKey, VersionPlan, plan_change
-from server.domain.resources import TAG, Version, VersionOrigin, VersionSource
+from server.domain.resources import (
+    BLOB,
+    MANIFEST,
+    SIGNATURE,
+    TAG,
+    Version,
+    VersionOrigin,
+    VersionSource,
+)
 from server.store.db import Database
 from server.store.membership import present_in, summary_of
 from server.store.repositories import load_row
 from server.store.schema import (
-    RepositoryContentRow as RC,
-)
-from server.store.schema import (
+    BlobRow,
+    ManifestRow,
     RepositoryRow,
+    SignatureRow,
     TagRow,
     VersionRow,
     utcnow,
 )
+from server.store.schema import (
+    RepositoryContentRow as RC,
+)
 from server.store.versions import not_found, to_domain
 
 BATCH = 500
+UNIT_ROWS: dict[str, Any] = {
+    BLOB: BlobRow,
+    MANIFEST: ManifestRow,
+    TAG: TagRow,
+    SIGNATURE: SignatureRow,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +182,7 @@ class VersionCommitter:
                 removed = present - plan.target
                 if not added and not removed:
                     return None, plan
+                await _check_still_there(session, added, locking=not self._db.is_sqlite)
                 number = latest + 1
                 closing = sorted(membership[key] for key in removed)
                 for start in range(0, len(closing), BATCH):
@@ -219,6 +237,34 @@ class VersionCommitter:
         )
         if found is None:
             raise not_found(repo.name, number)
+
+
+async def _check_still_there(session: Any, added: Iterable[ContentKey], *, locking: bool) -> None:
+    """Every unit the new version adds still exists, and stays until this commits.
+
+    Garbage collection deletes only units no version holds and no task used lately; a sync
+    longer than its cutoff, or a collector on a host whose clock runs ahead, could still
+    remove one between the sync's save and this commit. On PostgreSQL `FOR SHARE` holds the
+    rows until the membership rows are in (the collector locks `FOR UPDATE`); on SQLite the
+    process-wide `serialized()` lock does the same.
+    """
+    by_type: dict[str, list[int]] = {}
+    for content_type, content_id in added:
+        by_type.setdefault(content_type, []).append(content_id)
+    for content_type, ids in by_type.items():
+        row = UNIT_ROWS[content_type]
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            query = select(row.id).where(row.id.in_(chunk))
+            if locking:
+                query = query.with_for_update(read=True)
+            found = set((await session.execute(query)).scalars())
+            if len(found) != len(set(chunk)):
+                raise ContentCollected(
+                    f"{len(set(chunk) - found)} {content_type} unit(s) this version adds "
+                    "were garbage-collected meanwhile; run the task again",
+                    contentType=content_type,
+                )
 
 
 async def _tag_names(session: Any, tag_ids: list[int]) -> dict[int, str]:

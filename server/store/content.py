@@ -2,6 +2,10 @@
 
 Inserts use ON CONFLICT DO NOTHING so concurrent syncs that meet the same digest do not
 fail each other; ids are read back by digest.
+
+Every row a task writes or relies on gets `last_used` refreshed (see `schema.last_used_column`):
+that is what keeps garbage collection away from content a running sync has found or saved
+but not yet committed into a version.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.domain.manifests import Descriptor, Manifest
+from server.domain.resources import BLOB, MANIFEST, SIGNATURE, TAG
 from server.store.db import Database
 from server.store.schema import (
     BlobRow,
@@ -23,7 +28,9 @@ from server.store.schema import (
     ManifestRow,
     SignatureRow,
     TagRow,
+    utcnow,
 )
+from server.store.schema import RepositoryContentRow as RC
 
 BATCH = 500  # rows per statement: stays under SQLite's variable limit
 
@@ -80,7 +87,30 @@ class ContentStore:
                 )
                 for pk, digest, media_type, data in rows:
                     found[digest] = StoredManifest(pk, digest, media_type, data)
+        if found:
+            # The sync will reference these without fetching them again: mark them in use.
+            async with self._db.session() as session, session.begin():
+                await touch(session, ManifestRow, MANIFEST, [m.id for m in found.values()])
         return found
+
+    async def claim_blobs(self, blobs: Iterable[Descriptor]) -> None:
+        """Create (or mark in use) the rows of blobs a sync is about to rely on, before it
+        looks at storage: from then on garbage collection keeps them and their files."""
+        unique = {str(b.digest): b for b in blobs}
+        if not unique:
+            return
+        now = utcnow()
+        async with self._db.session() as session, session.begin():
+            await self._insert_ignore(
+                session,
+                BlobRow,
+                [
+                    {"digest": d, "size": b.size, "media_type": b.media_type, "last_used": now}
+                    for d, b in sorted(unique.items())
+                ],
+            )
+            ids = await self._ids(session, BlobRow, set(unique))
+            await touch(session, BlobRow, BLOB, list(ids.values()))
 
     async def blob_ids(self, digests: Iterable[str]) -> dict[str, int]:
         async with self._db.session() as session:
@@ -98,9 +128,11 @@ class ContentStore:
         for manifest in manifests:
             for blob in manifest.blobs:
                 blobs.setdefault(str(blob.digest), blob)
+        now = utcnow()
         async with self._db.session() as session, session.begin():
             blob_rows = [
-                {"digest": d, "size": b.size, "media_type": b.media_type} for d, b in blobs.items()
+                {"digest": d, "size": b.size, "media_type": b.media_type, "last_used": now}
+                for d, b in blobs.items()
             ]
             await self._insert_ignore(session, BlobRow, blob_rows)
             await self._insert_ignore(
@@ -115,6 +147,7 @@ class ContentStore:
                         "config_digest": str(m.config.digest) if m.config else "",
                         "artifact_type": m.artifact_type,
                         "subject_digest": str(m.subject) if m.subject else "",
+                        "last_used": now,
                     }
                     for m in manifests
                 ],
@@ -125,6 +158,8 @@ class ContentStore:
             }
             blob_ids = await self._ids(session, BlobRow, all_blob_digests)
             manifest_ids = await self._ids(session, ManifestRow, manifest_digests)
+            await touch(session, BlobRow, BLOB, list(blob_ids.values()))
+            await touch(session, ManifestRow, MANIFEST, list(manifest_ids.values()))
             links = [
                 {
                     "manifest_id": manifest_ids[str(m.digest)],
@@ -174,6 +209,7 @@ class ContentStore:
                             "timestamp": r.timestamp,
                             "creator": r.creator,
                             "data": r.data,
+                            "last_used": utcnow(),
                         }
                         for r in records
                     ],
@@ -181,6 +217,7 @@ class ContentStore:
                 ),
             )
             ids = await self._ids(session, SignatureRow, {r.digest for r in records})
+            await touch(session, SignatureRow, SIGNATURE, list(ids.values()))
         return sorted(ids.values())
 
     async def save_tags(self, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -194,10 +231,14 @@ class ContentStore:
             found = await self._tag_ids(session, wanted)
             missing = [pair for pair in wanted if pair not in found]
             if missing:
+                now = utcnow()
                 await self._insert_ignore(
-                    session, TagRow, [{"name": n, "manifest_id": m} for n, m in missing]
+                    session,
+                    TagRow,
+                    [{"name": n, "manifest_id": m, "last_used": now} for n, m in missing],
                 )
                 found.update(await self._tag_ids(session, missing))
+            await touch(session, TagRow, TAG, list(found.values()))
         return found
 
     @staticmethod
@@ -221,6 +262,22 @@ class ContentStore:
             )
             found.update({digest: pk for digest, pk in rows})
         return found
+
+
+async def touch(session: Any, row_type: Any, content_type: str, ids: list[int]) -> None:
+    """Set `last_used` to now on those of `ids` that no repository holds: garbage collection
+    keeps whatever was used since the oldest running task started, so a unit a sync found or
+    saved but has not committed yet survives. Units some repository holds cannot be collected
+    meanwhile (and the commit re-checks), so a re-sync writes no row here."""
+    now = utcnow()
+    held = exists().where(RC.content_type == content_type, RC.content_id == row_type.id)
+    for chunk in _chunks(sorted(set(ids))):
+        await session.execute(
+            update(row_type)
+            .where(row_type.id.in_(chunk), ~held)
+            .values(last_used=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _unique(rows: list[dict[str, Any]], key: tuple[str, ...] | None = None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -106,6 +107,17 @@ class Database:
         try:
             async with self.sessions() as session:
                 yield session
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise self.unavailable(exc) from exc
+            raise
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A raw connection (for session-level locks), with the same error mapping."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
         except Exception as exc:
             if is_unreachable(exc):
                 raise self.unavailable(exc) from exc

@@ -64,6 +64,7 @@ class DistributionStore:
                             repository_id=repo_pk,
                             version_number=distribution.version,
                             description=distribution.description,
+                            public=distribution.public,
                             create_time=now,
                             update_time=now,
                         )
@@ -112,6 +113,7 @@ class DistributionStore:
                     row.base_path = distribution.base_path
                     row.version_number = distribution.version
                     row.description = distribution.description
+                    row.public = distribution.public
                     row.update_time = utcnow()
         return await self.get(distribution.distribution_id)
 
@@ -132,6 +134,7 @@ def _to_domain(row: DistributionRow, repository_id: str) -> Distribution:
         repository_id=repository_id,
         version=row.version_number,
         description=row.description,
+        public=bool(row.public),
         create_time=row.create_time,
         update_time=row.update_time,
     )

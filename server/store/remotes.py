@@ -1,4 +1,8 @@
-"""Remote rows <-> domain `Remote` (secrets included: the store is inside the trust boundary)."""
+"""Remote rows <-> domain `Remote` (secrets included: the store is inside the trust boundary).
+
+Secrets (`SECRET_FIELDS` and header values) are sealed on the way into a row and opened on
+the way out (`sealing.py`): the database file never holds them in the clear.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from server.store.common import integrity_as, split_page
 from server.store.db import Database
 from server.store.schema import RemoteRow, TaskRow, utcnow
 from server.store.schema import RepositoryContentRow as RC
+from server.store.sealing import SecretBox
 
-# Fields stored as-is (same name on the row and the domain type).
+SECRET_FIELDS = ("password", "proxy_password", "ssl_client_key")
+
+# Fields stored as-is (same name on the row and the domain type), secrets sealed.
 _PLAIN = (
     "url",
     "upstream_name",
@@ -39,28 +46,32 @@ _PLAIN = (
 )
 
 
-def to_domain(row: RemoteRow) -> Remote:
+def to_domain(row: RemoteRow, box: SecretBox) -> Remote:
+    fields = {f: getattr(row, f) for f in _PLAIN}
+    for f in SECRET_FIELDS:
+        fields[f] = box.open(fields[f])
     return Remote(
         remote_id=row.name,
         uid=row.uid,
         policy=Policy(row.policy),
         include_tags=tuple(row.include_tags),
         exclude_tags=tuple(row.exclude_tags),
-        headers=tuple(sorted(row.headers.items())),
+        headers=tuple(sorted((k, box.open(v)) for k, v in row.headers.items())),
         token_realm_allowlist=tuple(row.token_realm_allowlist),
         create_time=row.create_time,
         update_time=row.update_time,
-        **{f: getattr(row, f) for f in _PLAIN},
+        **fields,
     )
 
 
-def _write(row: RemoteRow, remote: Remote) -> None:
+def _write(row: RemoteRow, remote: Remote, box: SecretBox) -> None:
     for f in _PLAIN:
-        setattr(row, f, getattr(remote, f))
+        value = getattr(remote, f)
+        setattr(row, f, box.seal(value) if f in SECRET_FIELDS else value)
     row.policy = remote.policy.value
     row.include_tags = list(remote.include_tags)
     row.exclude_tags = list(remote.exclude_tags)
-    row.headers = dict(remote.headers)
+    row.headers = {k: box.seal(v) for k, v in remote.headers}
     row.token_realm_allowlist = list(remote.token_realm_allowlist)
 
 
@@ -73,15 +84,16 @@ def not_found(remote_id: str) -> NotFound:
 class RemoteStore:
     """Create, read, update and delete remotes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
+        self._box = box
 
     async def create(self, remote: Remote) -> Remote:
         now = utcnow()
         row = RemoteRow(
             uid=str(uuid.uuid4()), name=remote.remote_id, create_time=now, update_time=now
         )
-        _write(row, remote)
+        _write(row, remote, self._box)
         exists = AlreadyExists(
             f"remote {remote.remote_id!r} already exists",
             reason="REMOTE_EXISTS",
@@ -90,19 +102,19 @@ class RemoteStore:
         with integrity_as(exists):
             async with self._db.session() as session, session.begin():
                 session.add(row)
-        return to_domain(row)
+        return to_domain(row, self._box)
 
     async def get(self, remote_id: str) -> Remote:
         async with self._db.session() as session:
             row = await session.scalar(select(RemoteRow).where(RemoteRow.name == remote_id))
         if row is None or row.deleted:
             raise not_found(remote_id)
-        return to_domain(row)
+        return to_domain(row, self._box)
 
     async def get_by_pk(self, pk: int) -> Remote | None:
         async with self._db.session() as session:
             row = await session.get(RemoteRow, pk)
-        return None if row is None else to_domain(row)
+        return None if row is None else to_domain(row, self._box)
 
     async def pk_of(self, remote_id: str) -> int | None:
         """The row id of a remote (repositories remember the remote of their last sync)."""
@@ -125,7 +137,7 @@ class RemoteStore:
         async with self._db.session() as session:
             rows = list((await session.execute(query)).scalars())
         page, more = split_page(rows, size)
-        return [to_domain(r) for r in page], more
+        return [to_domain(r, self._box) for r in page], more
 
     async def replace(self, remote: Remote) -> Remote:
         """Store `remote` (already merged and validated) over the row of the same id."""
@@ -135,9 +147,21 @@ class RemoteStore:
             )
             if row is None:
                 raise not_found(remote.remote_id)
-            _write(row, remote)
+            _write(row, remote, self._box)
             row.update_time = utcnow()
-        return to_domain(row)
+        return to_domain(row, self._box)
+
+    async def reseal_all(self, box: SecretBox) -> int:
+        """Re-encrypt every remote's secrets with `box`'s first key (key rotation); how many
+        remotes were rewritten. One transaction: all or nothing."""
+        count = 0
+        async with self._db.session() as session, session.begin():
+            for row in (await session.execute(select(RemoteRow).with_for_update())).scalars():
+                for f in SECRET_FIELDS:
+                    setattr(row, f, box.reseal(getattr(row, f)))
+                row.headers = {k: box.reseal(v) for k, v in row.headers.items()}
+                count += 1
+        return count
 
     async def delete(self, remote_id: str) -> None:
         async with self._db.session() as session, session.begin():

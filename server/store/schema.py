@@ -62,6 +62,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def last_used_column() -> Any:
+    """When a task last wrote or relied on a content unit (NULL: before anyone recorded it).
+
+    Garbage collection keeps unreferenced units used since its protection cutoff, so what a
+    running sync has saved or found but not yet committed survives."""
+    return mapped_column(UTCDateTime, nullable=True)
+
+
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names (Alembic needs them)."""
 
@@ -148,6 +156,7 @@ class BlobRow(Base):
     digest: Mapped[str] = mapped_column(String(140), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(255))
+    last_used: Mapped[datetime | None] = last_used_column()
 
 
 class ManifestRow(Base):
@@ -162,6 +171,7 @@ class ManifestRow(Base):
     config_digest: Mapped[str] = mapped_column(String(140), default="")
     artifact_type: Mapped[str] = mapped_column(String(255), default="")
     subject_digest: Mapped[str] = mapped_column(String(140), default="", index=True)
+    last_used: Mapped[datetime | None] = last_used_column()
 
 
 class ManifestBlobRow(Base):
@@ -171,7 +181,7 @@ class ManifestBlobRow(Base):
         ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
     )
     blob_id: Mapped[int] = mapped_column(
-        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     # The descriptor as this manifest declares it: what a repository serves for a blob comes
     # from its own manifests, never from the global blob row another upstream wrote first.
@@ -186,7 +196,7 @@ class ManifestChildRow(Base):
         ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
     )
     child_id: Mapped[int] = mapped_column(
-        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     os: Mapped[str] = mapped_column(String(64), default="")
     architecture: Mapped[str] = mapped_column(String(64), default="")
@@ -199,7 +209,10 @@ class TagRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
-    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    manifest_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), index=True
+    )
+    last_used: Mapped[datetime | None] = last_used_column()
 
 
 class SignatureRow(Base):
@@ -208,12 +221,15 @@ class SignatureRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(140), unique=True)
     name: Mapped[str] = mapped_column(String(255))
-    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    manifest_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), index=True
+    )
     type: Mapped[str] = mapped_column(String(32))
     key_id: Mapped[str] = mapped_column(String(255), default="")
     timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     creator: Mapped[str] = mapped_column(String(255), default="")
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    last_used: Mapped[datetime | None] = last_used_column()
 
 
 class RepositoryContentRow(Base):
@@ -222,6 +238,8 @@ class RepositoryContentRow(Base):
         Index("ix_repository_content_lookup", "repository_id", "content_type", "content_id"),
         Index("ix_repository_content_added", "repository_id", "version_added"),
         Index("ix_repository_content_removed", "repository_id", "version_removed"),
+        # Garbage collection asks "does any repository hold this unit?".
+        Index("ix_repository_content_unit", "content_type", "content_id"),
         Index("ix_repository_content_remote", "remote_id"),
         # At most one open membership of a content unit per repository.
         Index(
@@ -283,6 +301,17 @@ class TaskRow(Base):
     heartbeat_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ProcessRow(Base):
+    """A running server process (its task runner's worker id), refreshed by its watchdog:
+    who else shares this database right now."""
+
+    __tablename__ = "server_processes"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class DistributionRow(Base):
     __tablename__ = "distributions"
 
@@ -294,6 +323,49 @@ class DistributionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Anonymous pull allowed; private (False) is the default.
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class PrincipalRow(Base):
+    """A user or service account; `role` is "" (grants only), viewer, editor or admin."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    """An API token: only the SHA-256 of its secret is kept (the secret is 256 random bits,
+    so a fast hash is enough; a slow one would only slow every call)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GrantRow(Base):
+    """A principal's role (viewer or editor) on one repository."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("principal_id", "repository_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
 
 
 class UploadRow(Base):

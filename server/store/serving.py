@@ -39,6 +39,8 @@ class Served:
     remote_pk: int | None
     pinned: bool = False  # the distribution serves one fixed version
     mirror: bool = False  # the repository is a mirror (pushes refused)
+    public: bool = False
+    """Anonymous pull allowed (the registry's access middleware reads it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class ServingQueries:
                         RepositoryRow.remote_id,
                         DistributionRow.version_number,
                         RepositoryRow.is_mirror,
+                        DistributionRow.public,
                     )
                     .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
                     .where(DistributionRow.base_path == base_path)
@@ -92,20 +95,28 @@ class ServingQueries:
             ).first()
         if row is None:
             return None
-        pk, name, latest, remote_pk, pinned, mirror = row
+        pk, name, latest, remote_pk, pinned, mirror, public = row
         return Served(
-            pk, name, latest if pinned is None else pinned, remote_pk, pinned is not None, mirror
+            pk,
+            name,
+            latest if pinned is None else pinned,
+            remote_pk,
+            pinned is not None,
+            bool(mirror),
+            bool(public),
         )
 
-    async def catalog(self, limit: int, after: str) -> list[str]:
+    async def catalog_entries(self, limit: int, after: str) -> list[tuple[str, str, bool]]:
+        """(base path, repository id, public) of distributions after `after`, by base path."""
         async with self._db.session() as session:
             rows = await session.execute(
-                select(DistributionRow.base_path)
+                select(DistributionRow.base_path, RepositoryRow.name, DistributionRow.public)
+                .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
                 .where(DistributionRow.base_path > after)
                 .order_by(DistributionRow.base_path)
                 .limit(limit)
             )
-            return list(rows.scalars())
+            return [(path, repo, bool(public)) for path, repo, public in rows]
 
     async def tags(self, served: Served, limit: int, after: str) -> list[str]:
         async with self._db.session() as session:

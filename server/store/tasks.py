@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -300,12 +300,34 @@ class TaskStore:
         """Return once the database answers again (at once when it does)."""
         await self._db.availability.wait_up()
 
-    async def fail_orphans(self, stale_before: datetime | None, *, exclude_worker: str = "") -> int:
-        """Mark FAILED the running tasks whose worker died (all of them when `stale_before` is
-        None: the embedded single-process case at start-up)."""
+    async def running_workers(self) -> set[str]:
+        """Worker ids of the running tasks."""
+        async with self._db.session() as session:
+            return set(
+                (
+                    await session.execute(
+                        select(TaskRow.worker)
+                        .where(TaskRow.state == TaskState.RUNNING.value)
+                        .distinct()
+                    )
+                ).scalars()
+            )
+
+    async def fail_orphans(
+        self,
+        stale_before: datetime | None,
+        *,
+        exclude_worker: str = "",
+        dead_workers: frozenset[str] = frozenset(),
+    ) -> int:
+        """Mark FAILED the running tasks whose worker died: its heartbeat is older than
+        `stale_before`, or it is among `dead_workers` (all of them when `stale_before` is None:
+        the embedded single-process case at start-up)."""
         query = update(TaskRow).where(TaskRow.state == TaskState.RUNNING.value)
         if stale_before is not None:
-            query = query.where(TaskRow.heartbeat_time < stale_before)
+            query = query.where(
+                or_(TaskRow.heartbeat_time < stale_before, TaskRow.worker.in_(dead_workers))
+            )
         if exclude_worker:
             query = query.where(TaskRow.worker != exclude_worker)
         query = query.values(

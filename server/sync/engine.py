@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from server.config import Limits
 from server.domain.digests import Digest
 from server.domain.errors import (
+    ContentCollected,
     FailedPrecondition,
     MirrorError,
     NotFound,
@@ -43,6 +44,7 @@ from server.domain.tasks import ProgressState
 from server.storage import BlobFetcher, BlobStore
 from server.store.commits import UpstreamContent, VersionCommitter
 from server.store.content import ContentStore, SignatureRecord
+from server.store.guard import BlobGuard
 from server.store.remotes import RemoteStore
 from server.store.repositories import RepositoryStore
 from server.store.versions import VersionStore
@@ -107,6 +109,7 @@ class SyncEngine:
         storage: BlobStore,
         fetcher: BlobFetcher,
         hosts: Hosts,
+        guard: BlobGuard,
         *,
         backoff_base: float | None = None,
         limits: Limits | None = None,
@@ -118,6 +121,7 @@ class SyncEngine:
         self._committer = committer
         self._storage = storage
         self._hosts = hosts
+        self._guard = guard
         self._fetcher = fetcher
         self._backoff = backoff_base
         self._limits = limits or Limits()
@@ -318,9 +322,14 @@ class SyncEngine:
                 f"{foreign} foreign (non-distributable) layer reference(s) not downloaded; "
                 "set include_foreign_layers to fetch them"
             )
-        # One batch: thousands of stat calls stay off the event loop (a thread for files,
-        # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
-        stored = await self._storage.stat_many([b.digest for b in wanted])
+        async with self._guard.shared():
+            # Rows first, then storage, under the guard: garbage collection cannot delete an
+            # object between "it is there" and the commit that references it (guard.py).
+            # Blobs of known manifests need no claim: their (touched) manifest keeps them.
+            await self._content.claim_blobs(b for m in snapshot.new_manifests for b in m.blobs)
+            # One batch: thousands of stat calls stay off the event loop (a thread for files,
+            # concurrent HEADs for S3). A stored blob of the wrong size is damaged: fetch again.
+            stored = await self._storage.stat_many([b.digest for b in wanted])
         missing = [
             b for b in wanted if (found := stored.get(b.digest)) is None or found.size != b.size
         ]
@@ -356,7 +365,11 @@ class SyncEngine:
             self._content.blob_ids(blob_digests),
         )
         if len(manifest_ids) != len(snapshot.manifests):
-            raise RuntimeError("a manifest of this sync has no row after saving")
+            # Only garbage collection deletes manifest rows; it won a race with this sync.
+            raise ContentCollected(
+                "a manifest this sync relied on was garbage-collected while it ran; "
+                "run the sync again"
+            )
         tag_ids = await self._content.save_tags(
             [(name, manifest_ids[str(digest)]) for name, digest in snapshot.tags.items()]
         )

@@ -8,19 +8,19 @@ partial unique index on running tasks keeps one running task per repository.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from server.domain.errors import DatabaseUnavailable, MirrorError, leaves
 from server.domain.tasks import ProgressState, Task, TaskError, TaskState
+from server.store.processes import ProcessStore
 from server.store.schema import utcnow
 from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
 from server.tasks.context import TaskContext
 from server.tasks.events import EventKind, TaskEvent, TaskEvents
+from server.tasks.liveness import is_dead_here, new_worker_id
 from server.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,13 @@ class TaskRunner:
         events: TaskEvents,
         handlers: dict[str, Handler],
         *,
+        processes: ProcessStore,
         workers: int = 4,
         fail_all_running_at_start: bool = True,
+        worker_id: str | None = None,
     ) -> None:
         self._store = store
+        self._processes = processes
         self._events = events
         self._handlers = handlers
         self._slots = asyncio.Semaphore(workers)
@@ -60,11 +63,11 @@ class TaskRunner:
         self._loops: list[asyncio.Task[None]] = []
         self._fail_all_at_start = fail_all_running_at_start
         self._stopping = False
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_id or new_worker_id()
 
     async def start(self) -> None:
-        stale = None if self._fail_all_at_start else utcnow() - HEARTBEAT_STALE_AFTER
-        if failed := await self._store.fail_orphans(stale):
+        await self._processes.heartbeat(self.worker_id)
+        if failed := await self._fail_orphans(all_running=self._fail_all_at_start):
             log.warning("marked %d task(s) FAILED: their server stopped while they ran", failed)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="task-claim"),
@@ -80,6 +83,20 @@ class TaskRunner:
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, return_exceptions=True)
+        with contextlib.suppress(MirrorError):  # the row goes stale by itself otherwise
+            await self._processes.unregister(self.worker_id)
+
+    async def _fail_orphans(self, *, all_running: bool = False) -> int:
+        """Fail the running tasks of dead workers: provably dead ones on this host at once,
+        others once their heartbeat is stale; never this runner's own."""
+        if all_running:
+            return await self._store.fail_orphans(None)
+        dead = frozenset(
+            w for w in await self._store.running_workers() if is_dead_here(w, self.worker_id)
+        )
+        return await self._store.fail_orphans(
+            utcnow() - HEARTBEAT_STALE_AFTER, exclude_worker=self.worker_id, dead_workers=dead
+        )
 
     def wake(self) -> None:
         """A task was queued or finished here: look for work now rather than at the next poll."""
@@ -225,6 +242,7 @@ class TaskRunner:
                 throttled.log("watchdog", logging.ERROR, "task watchdog failed", exc_info=True)
 
     async def _watchdog_once(self) -> None:
+        await self._processes.heartbeat(self.worker_id)
         if self._running:
             for runner, context in list(self._running.values()):
                 await context.flush()  # heartbeat, and picks up cancel requests
@@ -233,6 +251,4 @@ class TaskRunner:
         if not self._fail_all_at_start:
             # Never our own tasks: after a long database outage their heartbeats are stale
             # too, but this process is alive and records their true end itself.
-            await self._store.fail_orphans(
-                utcnow() - HEARTBEAT_STALE_AFTER, exclude_worker=self.worker_id
-            )
+            await self._fail_orphans()

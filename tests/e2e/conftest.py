@@ -10,6 +10,7 @@ what skopeo wrote (OCI layout or ``dir:``) against what was pushed upstream, byt
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -23,12 +24,14 @@ import aiohttp
 import grpc
 import pytest
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import Services, start_registry
 from server.config import Settings
 from tests.support import images as img
 from tests.support.registry import RegistryProcess, registry_available
+from tests.support.registry_auth import DockerTokenAuth
 from tests.support.s3 import FilesystemView, StorageView, assert_sound
 
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
@@ -72,14 +75,25 @@ def upstream_name() -> str:
 @pytest.fixture
 async def e2e(
     grpc_target: str,
+    admin_token: str,
     registry_endpoint: str,
     settings: Settings,
     tmp_path: Path,
     storage_view: StorageView,
 ) -> AsyncIterator[E2E]:
-    async with grpc.aio.insecure_channel(grpc_target) as channel:
-        async with aiohttp.ClientSession(auto_decompress=False) as http:
-            e2e = E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http)
+    async with grpc.aio.insecure_channel(
+        grpc_target, interceptors=aio_interceptors(admin_token)
+    ) as channel:
+        # The pull side runs as shipped, with access control: raw requests answer the Bearer
+        # challenge with a token for `admin`, and skopeo finds admin's credentials in the
+        # auth file `skopeo login` would write (tests of login itself are in test_access_*).
+        auth_file = write_auth_file(tmp_path / "auth.json", registry_endpoint, "admin", admin_token)
+        registry_auth = DockerTokenAuth("admin", admin_token)
+        async with aiohttp.ClientSession(
+            auto_decompress=False, middlewares=(registry_auth,)
+        ) as http:
+            e2e = E2E(channel, registry_endpoint, settings.data_dir, tmp_path, http, auth_file)
+            e2e.registry_auth = registry_auth
             e2e.storage = storage_view
             yield e2e
 
@@ -106,8 +120,13 @@ class E2E:
         data_dir: Path,
         tmp_path: Path,
         http: aiohttp.ClientSession,
+        auth_file: Path | None = None,
     ) -> None:
+        self.channel = channel
         self.endpoint = endpoint
+        self.auth_file = auth_file
+        self.registry_auth: DockerTokenAuth | None = None
+        """The token-flow middleware of `http`, for sessions a test opens itself."""
         self.base_url = f"http://{endpoint}"
         self.data_dir = data_dir
         self.storage: StorageView = FilesystemView(data_dir)
@@ -137,11 +156,11 @@ class E2E:
             )
         )
 
-    async def sync(self, name: str, remote: str | None = None) -> pb.Task:
+    async def sync(self, name: str, remote: str | None = None, *, mirror: bool = False) -> pb.Task:
         """Sync to the end over the streaming RPC; asserts FINISHED / COMPLETED."""
         events: list[pb.SyncResponse] = []
         request = pb.SyncRequest(
-            repository=f"repositories/{name}", remote=f"remotes/{remote or name}"
+            repository=f"repositories/{name}", remote=f"remotes/{remote or name}", mirror=mirror
         )
         async with asyncio.timeout(SYNC_TIMEOUT):
             async for event in self.syncs.Sync(request):
@@ -159,12 +178,13 @@ class E2E:
         *,
         repository: str = "",
         version: str = "",
+        public: bool = False,
     ) -> pb.Distribution:
         resp = await self.distributions.CreateDistribution(
             pb.CreateDistributionRequest(
                 distribution_id=distribution_id,
                 distribution=pb.Distribution(
-                    base_path=base_path, repository=repository, version=version
+                    base_path=base_path, repository=repository, version=version, public=public
                 ),
             )
         )
@@ -177,11 +197,15 @@ class E2E:
         upstream_name: str,
         base_path: str,
         policy: int = pb.POLICY_IMMEDIATE,
+        *,
+        public: bool = False,
     ) -> pb.Distribution:
         """setup + sync + a distribution following the repository's latest version."""
         await self.setup(name, url, upstream_name, policy)
         await self.sync(name)
-        return await self.distribute(name, base_path, repository=f"repositories/{name}")
+        return await self.distribute(
+            name, base_path, repository=f"repositories/{name}", public=public
+        )
 
     async def blobs(self, name: str) -> dict[str, pb.Blob]:
         out: dict[str, pb.Blob] = {}
@@ -212,23 +236,7 @@ class E2E:
 
     async def skopeo(self, *args: str) -> SkopeoResult:
         """Run skopeo without blocking the event loop the server runs in."""
-        proc = await asyncio.create_subprocess_exec(
-            SKOPEO,
-            "--insecure-policy",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            async with asyncio.timeout(SKOPEO_TIMEOUT):
-                stdout, stderr = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.communicate()
-            raise
-        assert proc.returncode is not None
-        return SkopeoResult(proc.returncode, stdout, stderr)
+        return await run_skopeo(self.auth_file, *args)
 
     async def inspect(self, base_path: str, tag: str, *extra: str) -> dict[str, object]:
         result = await self.skopeo(
@@ -261,6 +269,43 @@ class E2E:
     # -- raw HTTP --------------------------------------------------------------------
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+async def run_skopeo(auth_file: Path | None, *args: str) -> SkopeoResult:
+    """skopeo with `auth_file` as its only credentials, off the event loop's thread."""
+    proc = await asyncio.create_subprocess_exec(
+        SKOPEO,
+        "--insecure-policy",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=skopeo_env(auth_file),
+    )
+    try:
+        async with asyncio.timeout(SKOPEO_TIMEOUT):
+            stdout, stderr = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.communicate()
+        raise
+    assert proc.returncode is not None
+    return SkopeoResult(proc.returncode, stdout, stderr)
+
+
+def write_auth_file(path: Path, endpoint: str, user: str, secret: str) -> Path:
+    """The containers-auth.json that `skopeo login` writes for `endpoint`."""
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    path.write_text(json.dumps({"auths": {endpoint: {"auth": auth}}}))
+    path.chmod(0o600)
+    return path
+
+
+def skopeo_env(auth_file: Path | None) -> dict[str, str]:
+    """skopeo's environment: only `auth_file` as credentials (never the user's own)."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}
+    env["REGISTRY_AUTH_FILE"] = str(auth_file) if auth_file else "/nonexistent/auth.json"
+    return env
 
 
 # ---------------------------------------------------------------------------- checks

@@ -46,10 +46,17 @@ class ServerProcess:
     address: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    workdir: Path
+    """The server's working directory: its data dir is `./.mirror-data` there, and mirrorctl
+    runs there too, so it finds the admin token as in the README."""
     registry_address: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def admin_token(self) -> str:
+        """The token the server wrote on first start."""
+        return (self.workdir / ".mirror-data" / "admin-token").read_text().strip()
 
     def stop(self) -> int:
         """SIGTERM, then the exit status (which must come within 10 s)."""
@@ -77,14 +84,16 @@ def start_server(workdir: Path) -> ServerProcess:
                 "--registry-address",
                 f"127.0.0.1:{registry_port}",
                 "--data-dir",
-                str(workdir / "data"),
+                ".mirror-data",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
             env=clean_env(),
         )
-    server = ServerProcess(f"127.0.0.1:{grpc_port}", log_path, proc, f"127.0.0.1:{registry_port}")
+    server = ServerProcess(
+        f"127.0.0.1:{grpc_port}", log_path, proc, workdir, f"127.0.0.1:{registry_port}"
+    )
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -127,6 +136,7 @@ def ctl(
         text=True,
         timeout=60,
         env=dict(env) if env is not None else clean_env(),
+        cwd=server.workdir if server is not None else None,
         check=False,
     )
 
@@ -325,7 +335,17 @@ def test_errors_are_one_line_on_stderr(server: ServerProcess) -> None:
 def test_mirror_server_environment_variable(server: ServerProcess) -> None:
     ok(ctl(server, "repository", "create", "e2e-env"))
     listed = as_json(
-        ctl(None, "-o", "json", "repository", "list", env=clean_env(MIRROR_SERVER=server.address))
+        ctl(
+            None,
+            "-o",
+            "json",
+            "repository",
+            "list",
+            env=clean_env(
+                MIRROR_SERVER=server.address,
+                MIRROR_TOKEN_FILE=str(server.workdir / ".mirror-data" / "admin-token"),
+            ),
+        )
     )["repositories"]
     assert "repositories/e2e-env" in [r["name"] for r in listed]
     # The variable is really used: pointing it at nothing fails.
@@ -460,6 +480,8 @@ def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
                 "--protocol",
                 "grpc",
                 "--http2-prior-knowledge",
+                "--header",
+                f"authorization: Bearer {server.admin_token()}",
                 "--data",
                 json.dumps(body),
                 f"http://{server.address}/mirror.v1.{method}",
@@ -492,7 +514,8 @@ def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_
     ok(ctl(server, "distribution", "create", "cli-curated", "--base-path", "cli/curated",
            "--repository", "cli-curated"))  # fmt: skip
     pushed = subprocess.run(
-        [skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false", f"oci:{layout}:1.0",
+        [skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false",
+         f"--dest-creds=admin:{server.admin_token()}", f"oci:{layout}:1.0",
          f"docker://{server.registry_address}/cli/team:1.0"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -520,6 +543,7 @@ def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_
     out = tmp_path / "pulled"
     pulled = subprocess.run(
         [skopeo, "--insecure-policy", "copy", "--preserve-digests", "--src-tls-verify=false",
+         f"--src-creds=admin:{server.admin_token()}",
          f"docker://{server.registry_address}/cli/curated:1.0", f"oci:{out}"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -527,3 +551,26 @@ def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_
     for digest, data in image.blobs.items():
         assert (out / "blobs" / "sha256" / digest.split(":")[1]).read_bytes() == data
     assert (out / "blobs" / "sha256" / image.digest.split(":")[1]).read_bytes() == image.manifest
+
+
+def test_housekeeping_commands(server: ServerProcess) -> None:
+    """`mirrorctl gc` and `mirrorctl repair` as the README's Housekeeping section runs them."""
+    ok(ctl(server, "repository", "create", "e2e-housekeeping"))
+    collected = ok(ctl(server, "gc", "--protection-time", "0", "--task-retention", "7d"))
+    lines = collected.splitlines()
+    assert lines[-5].startswith("tasks/") and lines[-5].endswith(" completed"), collected
+    assert [line.split(":")[0].strip() for line in lines[-4:]] == [
+        "gc.content",
+        "gc.blobs",
+        "gc.temporaries",
+        "gc.tasks",
+    ]
+    task = as_json(ctl(server, "-o", "json", "gc", "--detach"))
+    assert task["kind"] == "gc" and task["state"] == "TASK_STATE_QUEUED"
+    assert task["parameters"]["orphanProtectionSeconds"] == "3600"
+    # An empty version 0 has nothing to re-hash: repair completes with zero counts.
+    repaired = ok(ctl(server, "repair", "e2e-housekeeping"))
+    assert "repair.verifying: 0 intact, 0 missing or corrupt" in repaired, repaired
+    failed(ctl(server, "repair", "e2e-nowhere", "1"), "NOT_FOUND")
+    bad = ctl(server, "gc", "--protection-time", "soon")
+    assert bad.returncode == 2 and "expected a duration" in bad.stderr

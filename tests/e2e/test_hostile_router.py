@@ -117,7 +117,8 @@ async def test_router_never_answers_5xx_nor_opens_outside_the_data_dir(
     image = img.make_image("router-fuzz", layers=1, layer_size=1024)
     async with HostileUpstream() as up:
         up.image("app", "v1", image.manifest, media_type=image.media_type, blobs=image.blobs)
-        await e2e.publish("fuzz", up.url, "app", "fuzz/app", pb.POLICY_IMMEDIATE)
+        # Public: the fuzzing client is anonymous, and its reads reach the handlers.
+        await e2e.publish("fuzz", up.url, "app", "fuzz/app", pb.POLICY_IMMEDIATE, public=True)
     digests = [image.digest, *image.blobs]
     loop = asyncio.get_running_loop()
     statuses: Counter[int] = Counter()

@@ -5,6 +5,7 @@ digests, missing blobs, mounts, 20 concurrent tag pushes). Versions through gRPC
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import hashlib
 import io
@@ -12,14 +13,17 @@ import json
 from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
-from aiohttp import web
 
+from client import AsyncMirrorClient
 from protos import mirror_pb2 as pb
 from server.app import Services, start_registry
 from tests.e2e.conftest import E2E, Artifact, check_oci_layout, stored_digests
 from tests.support import images as img
+from tests.support.access import principal_with_token
 from tests.support.registry import RegistryProcess
+from tests.support.registry_auth import DockerTokenAuth, parse_challenge
 
 BASE = "team/app"
 
@@ -49,11 +53,16 @@ async def push_repository(e2e: E2E, name: str = "own", base: str = BASE) -> None
     await e2e.distribute(name, base, repository=f"repositories/{name}")
 
 
-async def skopeo_push(e2e: E2E, artifact: Artifact, tag: str, *extra: str, base: str = BASE):
+async def skopeo_push(
+    e2e: E2E, artifact: Artifact, tag: str, *extra: str, base: str = BASE, creds: str = ""
+):
+    """`skopeo copy oci:... docker://...`: as admin (the e2e auth file), or as `creds`
+    (`principal:token`, skopeo's `--dest-creds`)."""
     layout = write_oci_layout(e2e.new_dir("layout"), artifact, tag)
     return await e2e.skopeo(
         "copy",
         *extra,
+        *((f"--dest-creds={creds}",) if creds else ()),
         "--dest-tls-verify=false",
         f"oci:{layout}:{tag}",
         f"docker://{e2e.endpoint}/{base}:{tag}",
@@ -314,50 +323,112 @@ async def put_manifest(e2e: E2E, base: str, ref: str, image: img.Image) -> aioht
         return resp
 
 
-class DenyPullOf:
-    """Access as the access-control seam sees it: pulls of one repository are denied."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    async def authorize(
-        self, request: web.Request, repository_id: str, action: str
-    ) -> str | web.Response:
-        if action == "pull" and repository_id == self.secret:
-            return web.Response(status=403)
-        return "tester"
-
-
-async def test_mount_from_a_pullable_repository_only(e2e: E2E, services: Services) -> None:
-    services.push_access = DenyPullOf("secret")
-    runner, port = await start_registry(services, "127.0.0.1:0")
-    e2e.base_url = f"http://127.0.0.1:{port}"
-    try:
-        for name, base in (("own", BASE), ("other", "team/other"), ("secret", "team/secret")):
-            await push_repository(e2e, name, base)
-        image = img.make_image("mount", layers=1, media="oci")
-        for data in image.blobs.values():
-            await upload(e2e, "team/other", data)
-            await upload(e2e, "team/secret", data)
-        assert (await put_manifest(e2e, "team/other", "1", image)).status == 201
-
+async def test_mount_from_a_pullable_repository_only(
+    e2e: E2E, services: Services, grpc_target: str, admin_token: str
+) -> None:
+    for name, base in (("own", BASE), ("other", "team/other"), ("secret", "team/secret")):
+        await push_repository(e2e, name, base)
+    image = img.make_image("mount", layers=1, media="oci")
+    for data in image.blobs.values():
+        await upload(e2e, "team/other", data)
+        await upload(e2e, "team/secret", data)
+    assert (await put_manifest(e2e, "team/other", "1", image)).status == 201
+    # `mounter` may push into `own` and pull `other`, and has nothing on `secret`.
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as admin:
+        secret = await principal_with_token(
+            admin, "mounter", grants={"own": "editor", "other": "viewer"}
+        )
+    async with aiohttp.ClientSession(middlewares=(DockerTokenAuth("mounter", secret),)) as http:
         layer = image.layers[0].digest
-        async with e2e.http.post(
+        async with http.post(
             e2e.url(f"/v2/{BASE}/blobs/uploads/"), params={"mount": layer, "from": "team/secret"}
         ) as resp:
-            assert resp.status == 202  # not mountable: an upload starts instead
+            assert resp.status == 202  # not mountable for mounter: an upload starts instead
+        assert await staged(services, "own") == set()
         for digest in image.blobs:
-            async with e2e.http.post(
+            async with http.post(
                 e2e.url(f"/v2/{BASE}/blobs/uploads/"),
                 params={"mount": digest, "from": "team/other"},
             ) as resp:
                 assert resp.status == 201, await resp.text()
                 assert resp.headers["Location"] == f"/v2/{BASE}/blobs/{digest}"
-        response = await put_manifest(e2e, BASE, "mounted", image)
-        assert response.status == 201
-        assert (await versions(e2e))[0].principal == "tester"
-    finally:
-        await runner.cleanup()
+        async with http.put(
+            e2e.url(f"/v2/{BASE}/manifests/mounted"),
+            data=image.manifest,
+            headers={"Content-Type": image.media_type},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+    assert (await versions(e2e))[0].principal == "mounter"
+
+
+async def staged(services: Services, name: str) -> set[str]:
+    """Digests staged (pushed, not yet in a manifest) in repository `name`, from the database."""
+    from sqlalchemy import select
+
+    from server.store.schema import RepositoryRow, StagedBlobRow
+
+    async with services.db.session() as session:
+        rows = await session.execute(
+            select(StagedBlobRow.digest)
+            .join(RepositoryRow, RepositoryRow.id == StagedBlobRow.repository_id)
+            .where(RepositoryRow.name == name)
+        )
+        return {r[0] for r in rows}
+
+
+async def test_anonymous_and_viewer_pushes_are_refused_and_store_nothing(
+    e2e: E2E, services: Services, grpc_target: str, admin_token: str, tmp_path: Path
+) -> None:
+    await push_repository(e2e)
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as admin:
+        viewer = await principal_with_token(admin, "watcher", grants={"own": "viewer"})
+        editor = await principal_with_token(admin, "builder", grants={"own": "editor"})
+    before = stored_digests(e2e.data_dir)
+    pushed = img.make_image("refused-push", layers=1, media="oci")
+
+    # Raw HTTP: anonymous gets the challenge for a push token, the viewer 403 DENIED, and the
+    # token endpoint grants the viewer pull only.
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.post(e2e.url(f"/v2/{BASE}/blobs/uploads/")) as resp:
+            assert resp.status == 401
+            challenge = parse_challenge(resp.headers["WWW-Authenticate"])
+            assert challenge["scope"] == f"repository:{BASE}:pull,push"
+        basic = base64.b64encode(f"watcher:{viewer}".encode()).decode()
+        async with anonymous.get(
+            e2e.url("/token"),
+            params={"service": "mirror", "scope": f"repository:{BASE}:pull,push"},
+            headers={"Authorization": f"Basic {basic}"},
+        ) as resp:
+            token = (await resp.json())["token"]
+        access = jwt.decode(token, options={"verify_signature": False})["access"]
+        assert access == [{"type": "repository", "name": BASE, "actions": ["pull"]}]
+        async with anonymous.post(
+            e2e.url(f"/v2/{BASE}/blobs/uploads/"), headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            body = await resp.json()
+            assert resp.status == 403
+            assert body["errors"][0]["code"] == "DENIED"
+            assert "watcher" in body["errors"][0]["message"]
+
+    # skopeo: anonymous (no credentials at all) and the viewer are refused.
+    e2e.auth_file = tmp_path / "no-auth.json"
+    anonymous_push = await skopeo_push(e2e, pushed, "anon")
+    assert anonymous_push.returncode != 0
+    assert "unauthorized" in anonymous_push.stderr.decode().lower()
+    viewer_push = await skopeo_push(e2e, pushed, "viewer", creds=f"watcher:{viewer}")
+    assert viewer_push.returncode != 0
+    assert "denied" in viewer_push.stderr.decode().lower()
+    assert stored_digests(e2e.data_dir) == before
+    assert uploads_left(e2e) == []
+    assert await staged(services, "own") == set()
+    assert [v.number for v in await versions(e2e)] == [0]
+
+    # An editor of the repository pushes with its own credentials; the version names it.
+    (await skopeo_push(e2e, pushed, "1.0", creds=f"builder:{editor}")).check()
+    history = await versions(e2e)
+    assert [v.number for v in history] == [1, 0]
+    assert history[0].principal == "builder"
+    assert await tags(e2e) == {"1.0": pushed.digest}
 
 
 async def test_twenty_concurrent_tag_pushes_make_twenty_versions(e2e: E2E) -> None:
@@ -426,3 +497,39 @@ def _needs_skopeo() -> None:
 
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed")
+
+
+async def test_gc_keeps_pushed_blobs_no_manifest_names_yet(e2e: E2E, services: Services) -> None:
+    """Blobs pushed (uploaded or mounted) but not yet in a manifest have no blob row: garbage
+    collection, even with no protection window, must keep them and their objects."""
+    from tests.e2e.test_housekeeping import collect
+
+    await push_repository(e2e)
+    await push_repository(e2e, "source", "team/source")
+    base = img.make_layer("gc-staged-base", 4096)
+    source = img.make_image("gc-source", layers=1, media="oci", shared_base=base)
+    image = img.make_image("gc-staged", layers=1, media="oci", shared_base=base)
+    mounted, uploaded = base.digest, image.layers[1].digest
+    # `mounted` comes from `source`, which is then deleted: its blob row is held by no
+    # version any more, only by `own`'s staging. `uploaded` has no blob row at all.
+    for data in source.blobs.values():
+        await upload(e2e, "team/source", data)
+    assert (await put_manifest(e2e, "team/source", "1", source)).status == 201
+    async with e2e.http.post(
+        e2e.url(f"/v2/{BASE}/blobs/uploads/"), params={"mount": mounted, "from": "team/source"}
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    await e2e.repositories.DeleteRepository(pb.DeleteRepositoryRequest(name="repositories/source"))
+    await upload(e2e, BASE, image.blobs[uploaded])
+    await upload(e2e, BASE, image.config)
+    assert {uploaded, mounted} <= await staged(services, "own")
+
+    task = await collect(e2e)
+
+    assert task.state == pb.TASK_STATE_COMPLETED, task.error
+    assert {uploaded, mounted, image.config_digest} <= stored_digests(e2e.storage)
+    assert (await put_manifest(e2e, BASE, "1", image)).status == 201
+    for digest, data in image.blobs.items():
+        async with e2e.http.get(e2e.url(f"/v2/{BASE}/blobs/{digest}")) as resp:
+            assert resp.status == 200
+            assert await resp.read() == data

@@ -50,7 +50,7 @@ async def other_process(settings: Settings, log: Path) -> AsyncIterator[str]:
                 assert proc.poll() is None, _text(log)
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(url + "/v2/") as resp:
-                        if resp.status == 200:
+                        if resp.status in (200, 401):  # up (401: the token challenge)
                             break
                 assert time.monotonic() < deadline, _text(log)
                 await asyncio.sleep(0.2)

@@ -151,7 +151,8 @@ async def test_streamed_pull_abandoned_by_its_client_stops_the_upstream_download
     image = img.make_image("streamed-gone", layers=1, layer_size=1000 * 1024)
     (layer,) = image.layers
     await img.push_image(upstream_registry.url, upstream_name, "v1", image)
-    await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_STREAMED)
+    # Public: the two clients below are anonymous pullers.
+    await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_STREAMED, public=True)
     blob = f"/blobs/{layer.digest}"
     proxy.slow(blob, bytes_per_sec=32 * 1024, method="GET")  # ~30 s for the whole layer
     url = e2e.url(f"/v2/{BASE}/blobs/{layer.digest}")
@@ -180,3 +181,37 @@ async def test_streamed_pull_abandoned_by_its_client_stops_the_upstream_download
     assert proxy.hits("GET", blob) == 1
     assert e2e.storage.read(layer.digest) is None
     assert stored_digests(e2e.storage).isdisjoint({layer.digest})
+
+
+async def test_a_slow_drip_upstream_is_cut_off_during_pull_through(
+    e2e: E2E,
+    services: Services,
+    proxy: FaultProxy,
+    upstream_registry: RegistryProcess,
+    upstream_name: str,
+) -> None:
+    """The pull-through download has the sync's cut-off: after a grace period the blob must
+    arrive at a minimum average rate (shortened here; defaults 60 s and 32 KiB/s)."""
+    image = img.make_image("slow-drip", layers=1, layer_size=256 * 1024)
+    (layer,) = image.layers
+    await img.push_image(upstream_registry.url, upstream_name, "v1", image)
+    await e2e.publish("app", proxy.url, upstream_name, BASE, pb.POLICY_ON_DEMAND)
+    services.fetcher.grace_seconds = 0.5
+    services.fetcher.min_throughput = 1 << 20  # this layer must be done within 0.75 s
+    blob = f"/blobs/{layer.digest}"
+    proxy.slow(blob, bytes_per_sec=16 * 1024, method="GET", times=1)  # would take 16 s
+
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/blobs/{layer.digest}")) as resp:
+        try:
+            body = await resp.read()
+        except aiohttp.ClientPayloadError:
+            body = None  # bytes went out before the cut: a short body
+    assert resp.status != 200 or body is None, "a cut-off download was served whole"
+    await _wait_for(lambda: services.fetcher.in_flight() == 0, seconds=5)
+    assert e2e.storage.read(layer.digest) is None
+
+    # The next pull, at full speed, works and stores the layer.
+    async with e2e.http.get(e2e.url(f"/v2/{BASE}/blobs/{layer.digest}")) as resp:
+        assert resp.status == 200
+        assert await resp.read() == layer.blob
+    assert e2e.storage.read(layer.digest) == layer.blob

@@ -25,6 +25,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.config import Settings
@@ -78,10 +79,12 @@ async def proxy_fixture(registry: RegistryProcess) -> AsyncIterator[FaultProxy]:
 
 @pytest.fixture(name="mirror")
 async def mirror_fixture(
-    grpc_target: str, settings: Settings, storage_view: StorageView
+    grpc_target: str, admin_token: str, settings: Settings, storage_view: StorageView
 ) -> AsyncIterator[Mirror]:
     """A gRPC client of the server under test, with its data directory and blob store."""
-    async with grpc.aio.insecure_channel(grpc_target) as channel:
+    async with grpc.aio.insecure_channel(
+        grpc_target, interceptors=aio_interceptors(admin_token)
+    ) as channel:
         yield Mirror(channel, settings.data_dir, storage_view)
 
 

@@ -13,8 +13,8 @@ from protos import mirror_pb2_grpc as pb_grpc
 from tests.integration.api_helpers import fails, when
 
 
-async def test_distribution_crud(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_distribution_crud(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_repository("other")
 
@@ -111,8 +111,9 @@ async def test_distribution_crud(grpc_target: str) -> None:
 
 async def test_duplicate_or_dangling_distribution_is_refused(
     grpc_target: str,
+    admin_token: str,
 ) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         original = await client.create_distribution("web", "library/hello", repository="codzo")
         await fails(
@@ -147,8 +148,10 @@ async def test_duplicate_or_dangling_distribution_is_refused(
         assert [d.name for d in listed.distributions] == ["distributions/web", "distributions/web2"]
 
 
-async def test_repository_served_by_a_distribution_cannot_be_deleted(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_repository_served_by_a_distribution_cannot_be_deleted(
+    grpc_target: str, admin_token: str
+) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_repository("pinned")
         await client.create_distribution("web", "hello", repository="codzo")

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 
@@ -61,7 +62,7 @@ async def test_reflection_and_health(grpc_target: str) -> None:
             "grpc.reflection.v1alpha.ServerReflection",
         ]
     )
-    assert len(MIRROR_SERVICES) == 8
+    assert len(MIRROR_SERVICES) == 10  # with ContentOperation, Housekeeping and Access
     for name in MIRROR_SERVICES:
         expected = [m.name for m in pb.DESCRIPTOR.services_by_name[name.split(".")[-1]].methods]
         assert methods[name] == expected, name
@@ -74,6 +75,7 @@ async def test_reflection_and_health(grpc_target: str) -> None:
     ]
     assert filename.endswith("mirror.proto")
 
+    # Health and reflection need no credentials (load balancers and grpcurl probe them).
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in ("", *MIRROR_SERVICES):
@@ -92,18 +94,24 @@ BUF = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "buf"
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
-async def test_buf_curl_through_either_reflection_version(grpc_target: str, protocol: str) -> None:
+async def test_buf_curl_through_either_reflection_version(
+    grpc_target: str, admin_token: str, protocol: str
+) -> None:
     """`buf curl` (a real client, v1 first by default) calls a method it knows only by
     reflection, through each reflection version on its own."""
     buf = str(BUF) if BUF.exists() else shutil.which("buf")
     if buf is None:
         pytest.skip("buf is not installed (npm ci installs it)")
-    async with grpc.aio.insecure_channel(grpc_target) as channel:
+    async with grpc.aio.insecure_channel(
+        grpc_target, interceptors=aio_interceptors(admin_token)
+    ) as channel:
         stub = pb_grpc.RepositoryServiceStub(channel)
         await stub.CreateRepository(pb.CreateRepositoryRequest(repository_id="reflected"))
     proc = await asyncio.create_subprocess_exec(
         buf,
         "curl",
+        "--header",
+        f"authorization: Bearer {admin_token}",  # reflection is open, the call is not
         "--protocol",
         "grpc",
         "--http2-prior-knowledge",

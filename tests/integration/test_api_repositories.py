@@ -18,9 +18,9 @@ from protos import mirror_pb2_grpc as pb_grpc
 from tests.integration.api_helpers import fails, when
 
 
-async def test_create_get_and_duplicate_repository(grpc_target: str) -> None:
+async def test_create_get_and_duplicate_repository(grpc_target: str, admin_token: str) -> None:
     before = datetime.now(UTC) - timedelta(seconds=2)
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         created = await client.create_repository(
             "codzo", description="hello-world mirror", retain_versions=3
         )
@@ -68,8 +68,10 @@ async def test_create_get_and_duplicate_repository(grpc_target: str) -> None:
         assert listed.next_page_token == ""
 
 
-async def test_update_repository_changes_only_masked_fields(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_update_repository_changes_only_masked_fields(
+    grpc_target: str, admin_token: str
+) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         created = await client.create_repository("codzo", description="one", retain_versions=2)
         await asyncio.sleep(0.01)
 
@@ -133,9 +135,11 @@ async def test_update_repository_changes_only_masked_fields(grpc_target: str) ->
         assert response.repository.mirror is True
 
 
-async def test_list_repositories_paginates_in_name_order(grpc_target: str) -> None:
+async def test_list_repositories_paginates_in_name_order(
+    grpc_target: str, admin_token: str
+) -> None:
     ids = ["repo-4", "repo-1", "repo-6", "repo-0", "repo-3", "repo-5", "repo-2"]
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         for rid in ids:
             await client.create_repository(rid)
 
@@ -164,8 +168,8 @@ async def test_list_repositories_paginates_in_name_order(grpc_target: str) -> No
         assert [r.name async for r in client.iter_repositories(page_size=2)] == expected
 
 
-async def test_delete_repository_and_not_found(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_delete_repository_and_not_found(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         first = await client.create_repository("codzo")
         await client.create_repository("other")
         await client.delete_repository("codzo")

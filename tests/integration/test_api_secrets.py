@@ -120,11 +120,11 @@ async def finished(client: AsyncMirrorClient, name: str) -> list[pb.WatchTaskRes
 
 
 async def test_secrets_never_leave_the_server(
-    grpc_target: str, challenger: Challenger, caplog: pytest.LogCaptureFixture
+    grpc_target: str, admin_token: str, challenger: Challenger, caplog: pytest.LogCaptureFixture
 ) -> None:
     debug_everywhere(caplog)
     seen: list[Message] = []
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         created = await client.create_remote(
             "secret",
             dead_url(),
@@ -222,12 +222,13 @@ async def test_secrets_never_leave_the_server(
 
 async def test_debug_logging_of_the_database_driver_carries_no_secret(
     grpc_target: str,
+    admin_token: str,
     database_url: str,
     request: pytest.FixtureRequest,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     debug_everywhere(caplog)
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         remote = await client.create_remote(
             "secret",
             "https://registry.example.com",
@@ -248,9 +249,9 @@ async def test_debug_logging_of_the_database_driver_carries_no_secret(
 # Independent of the database: the SQLite run is enough.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_proxy_password_reaches_an_http_proxy(
-    grpc_target: str, challenger: Challenger
+    grpc_target: str, admin_token: str, challenger: Challenger
 ) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_remote(
             "proxied",
@@ -271,12 +272,13 @@ async def test_proxy_password_reaches_an_http_proxy(
 
 async def test_secrets_stay_out_of_the_log_when_the_database_fails(
     grpc_target: str,
+    admin_token: str,
     database_url: str,
     request: pytest.FixtureRequest,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     debug_everywhere(caplog)
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         try:
             await client.create_remote(
                 "secret",

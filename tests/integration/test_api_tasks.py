@@ -58,8 +58,8 @@ async def wait_for_state(client: AsyncMirrorClient, name: str, state: int) -> pb
     return task
 
 
-async def test_failed_sync_task_get_watch_list_cancel(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_failed_sync_task_get_watch_list_cancel(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_remote("dead", dead_url(), "library/hello-world", max_retries=0)
 
@@ -115,8 +115,8 @@ async def test_failed_sync_task_get_watch_list_cancel(grpc_target: str) -> None:
         assert repo.latest_version == "repositories/codzo/versions/0"
 
 
-async def test_list_tasks_order_filters_and_pages(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_list_tasks_order_filters_and_pages(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("one")
         await client.create_repository("two")
         await client.create_remote("dead", dead_url(), "library/hello-world", max_retries=0)
@@ -157,8 +157,10 @@ async def test_list_tasks_order_filters_and_pages(grpc_target: str) -> None:
         assert [f for f, _ in err.field_violations] == ["page_token"]
 
 
-async def test_cancel_queued_and_running_tasks(grpc_target: str, hanging_url: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_cancel_queued_and_running_tasks(
+    grpc_target: str, admin_token: str, hanging_url: str
+) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_remote("slow", hanging_url, "library/hello-world", max_retries=0)
 
@@ -213,8 +215,8 @@ async def test_cancel_queued_and_running_tasks(grpc_target: str, hanging_url: st
 
 # Independent of the database: the SQLite run is enough.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_cancel_right_after_start(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_cancel_right_after_start(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_remote("dead", dead_url(), "library/hello-world", max_retries=0)
         task = await client.start_sync("codzo", "dead")
@@ -229,9 +231,9 @@ async def test_cancel_right_after_start(grpc_target: str) -> None:
         assert final.state in (pb.TASK_STATE_CANCELED, pb.TASK_STATE_FAILED)
 
 
-async def test_not_found_tasks_and_sync_targets(grpc_target: str) -> None:
+async def test_not_found_tasks_and_sync_targets(grpc_target: str, admin_token: str) -> None:
     name = f"tasks/{uuid.uuid4()}"
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         for call in (client.get_task(name), client.cancel_task(name)):
             err = await fails(call, grpc.StatusCode.NOT_FOUND, "TASK_NOT_FOUND")
             assert err.metadata.get("task") == name

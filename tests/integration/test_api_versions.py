@@ -24,8 +24,8 @@ MANIFEST = "container.manifest"
 BLOB = "container.blob"
 
 
-async def test_version_errors_on_a_new_repository(grpc_target: str) -> None:
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+async def test_version_errors_on_a_new_repository(grpc_target: str, admin_token: str) -> None:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         err = await fails(
             client.get_version("codzo", 5), grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND"
@@ -79,11 +79,13 @@ async def sync_to_end(client: AsyncMirrorClient, repository: str, remote: str) -
 @pytest.mark.filterwarnings(
     r"ignore:The Result\.tuples\(\) method is deprecated:DeprecationWarning"
 )
-async def test_list_and_delete_versions(grpc_target: str, registry: RegistryProcess) -> None:
+async def test_list_and_delete_versions(
+    grpc_target: str, admin_token: str, registry: RegistryProcess
+) -> None:
     upstream = "api-tests/versions"
     await img.push_image(registry.url, upstream, "one", img.make_image("one", 1, 256))
     await img.push_image(registry.url, upstream, "two", img.make_image("two", 1, 256))
-    async with AsyncMirrorClient(grpc_target, timeout=10) as client:
+    async with AsyncMirrorClient(grpc_target, timeout=10, token=admin_token) as client:
         await client.create_repository("codzo")
         await client.create_repository("other")
         await client.create_remote("up", registry.url, upstream, include_tags=["one"])

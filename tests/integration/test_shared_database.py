@@ -17,6 +17,7 @@ import grpc
 import pytest
 from sqlalchemy import select
 
+from client.auth import aio_interceptors, read_token_file
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import build_services, start_grpc
@@ -37,7 +38,8 @@ REPOSITORIES = ("alpha", "beta", "gamma")
 
 @contextlib.asynccontextmanager
 async def server(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """One service stack -> (gRPC target, its task runner's worker id)."""
+    """One service stack -> (gRPC target, its task runner's worker id). Both stacks share
+    the data dir, so the admin token the first one wrote serves both."""
     async with build_services(settings) as services:
         grpc_server, port = await start_grpc(services, "127.0.0.1:0")
         try:
@@ -69,9 +71,10 @@ async def test_two_servers_share_one_database(database_url: str, settings: Setti
         # busy the other must take the queued work.
         one = dataclasses.replace(settings, workers=1)
         async with server(one) as (first, first_worker), server(one) as (second, _):
+            token = read_token_file(settings.admin_token_file)
             async with (
-                grpc.aio.insecure_channel(first) as a,
-                grpc.aio.insecure_channel(second) as b,
+                grpc.aio.insecure_channel(first, interceptors=aio_interceptors(token)) as a,
+                grpc.aio.insecure_channel(second, interceptors=aio_interceptors(token)) as b,
             ):
                 repos = pb_grpc.RepositoryServiceStub(a)
                 remotes = pb_grpc.RemoteServiceStub(b)

@@ -86,6 +86,11 @@ class MotoServer:
                 time.sleep(0.1)
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
             self._process.terminate()

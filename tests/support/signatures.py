@@ -49,12 +49,14 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from client.auth import aio_interceptors
 from protos import mirror_pb2 as pb
 from protos import mirror_pb2_grpc as pb_grpc
 from server.app import Services, start_registry
 from tests.support import images as img
 from tests.support.images import OCI_INDEX
 from tests.support.registry import RegistryProcess, free_port
+from tests.support.registry_auth import DockerTokenAuth
 
 __all__ = [
     "ATOMIC_TYPE",
@@ -706,13 +708,19 @@ def gpg_key_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKey
 
 
 @pytest.fixture(name="api")
-async def api_fixture(services: Services, grpc_target: str) -> AsyncIterator[MirrorApi]:
+async def api_fixture(
+    services: Services, grpc_target: str, admin_token: str
+) -> AsyncIterator[MirrorApi]:
     """The mirror under test: gRPC on ``grpc_target`` and its pull endpoint, started here."""
     runner, port = await start_registry(services, "127.0.0.1:0")
     try:
         async with (
-            grpc.aio.insecure_channel(grpc_target) as channel,
-            aiohttp.ClientSession(auto_decompress=False) as session,
+            grpc.aio.insecure_channel(
+                grpc_target, interceptors=aio_interceptors(admin_token)
+            ) as channel,
+            aiohttp.ClientSession(
+                auto_decompress=False, middlewares=(DockerTokenAuth("admin", admin_token),)
+            ) as session,
         ):
             yield MirrorApi(channel, f"http://127.0.0.1:{port}", session)
     finally:

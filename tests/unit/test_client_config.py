@@ -125,7 +125,7 @@ def _bash_complete(words: list[str]) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completion_completes_commands_and_options() -> None:
-    assert sorted(_bash_complete(["mirrorctl", "rep"])) == ["repo", "repository"]
+    assert sorted(_bash_complete(["mirrorctl", "rep"])) == ["repair", "repo", "repository"]
     assert set(_bash_complete(["mirrorctl", "repository", ""])) >= {
         "create",
         "list",

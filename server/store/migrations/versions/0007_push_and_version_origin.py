@@ -2,9 +2,6 @@
 
 Revision ID: 0007
 Revises: 0008
-
-Also two more serving-generation triggers (see 0008): a blob staged in a repository becomes
-visible there, and a repository turning into a mirror (or back) changes what a push may do.
 """
 
 from collections.abc import Sequence
@@ -18,14 +15,6 @@ revision: str = "0007"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-# (trigger name suffix, event, table), as in 0008.
-_EVENTS = (
-    ("staged_blobs_insert", "INSERT", "staged_blobs"),
-    ("repositories_mirror", "UPDATE OF is_mirror", "repositories"),
-)
-_BUMP = "UPDATE serving_generation SET value = value + 1 WHERE id = 1"
 
 
 def upgrade() -> None:
@@ -61,40 +50,28 @@ def upgrade() -> None:
     op.create_table(
         "staged_blobs",
         sa.Column("repository_id", sa.Integer(), nullable=False),
-        sa.Column("digest", sa.String(length=140), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("blob_id", sa.Integer(), nullable=False),
         sa.Column("create_time", server.store.schema.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["blob_id"],
+            ["blobs.id"],
+            name=op.f("fk_staged_blobs_blob_id_blobs"),
+            ondelete="CASCADE",
+        ),
         sa.ForeignKeyConstraint(
             ["repository_id"],
             ["repositories.id"],
             name=op.f("fk_staged_blobs_repository_id_repositories"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("repository_id", "digest", name=op.f("pk_staged_blobs")),
+        sa.PrimaryKeyConstraint("repository_id", "blob_id", name=op.f("pk_staged_blobs")),
     )
     op.create_index(
         op.f("ix_staged_blobs_create_time"), "staged_blobs", ["create_time"], unique=False
     )
-    postgres = op.get_bind().dialect.name == "postgresql"
-    for suffix, event, table in _EVENTS:
-        if postgres:  # the function comes from 0008
-            op.execute(
-                f"CREATE TRIGGER serving_generation_{suffix} AFTER {event} ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION bump_serving_generation()"
-            )
-        else:
-            op.execute(
-                f"CREATE TRIGGER serving_generation_{suffix} AFTER {event} ON {table} "
-                f"FOR EACH ROW BEGIN {_BUMP}; END"
-            )
 
 
 def downgrade() -> None:
-    for suffix, _event, table in _EVENTS:
-        if op.get_bind().dialect.name == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS serving_generation_{suffix} ON {table}")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS serving_generation_{suffix}")
     op.drop_index(op.f("ix_staged_blobs_create_time"), table_name="staged_blobs")
     op.drop_table("staged_blobs")
     op.drop_index(op.f("ix_uploads_update_time"), table_name="uploads")

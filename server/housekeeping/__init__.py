@@ -1,0 +1,1 @@
+"""Housekeeping tasks: garbage collection (`collect.py`) and repair (`repair.py`)."""
