@@ -11,6 +11,8 @@ version a manifest PUT or DELETE makes (through the one committer).
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from server.domain.errors import NotFound
 from server.domain.manifests import Manifest
@@ -28,6 +31,13 @@ from server.store.content import ContentStore
 from server.store.db import Database
 from server.store.operations import save_tags_in
 from server.store.schema import BlobRow, ManifestRow, StagedBlobRow, UploadRow, utcnow
+
+DEADLOCK_RETRIES = 5
+
+
+def _deadlocked(exc: DBAPIError) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01" or "deadlock detected" in str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,21 @@ class PushStore:
 
     # -- versions --------------------------------------------------------------------------
     async def put_manifest(
+        self, repository_id: str, manifest: Manifest, tag: str | None, origin: VersionOrigin
+    ) -> Version | None:
+        """`_put_manifest`, again when PostgreSQL chose it as a deadlock victim: concurrent
+        pushes of one manifest mark its blobs used (`touch`) while a commit holds them FOR
+        SHARE; each step is one transaction that rolled back whole, so a retry is safe."""
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                return await self._put_manifest(repository_id, manifest, tag, origin)
+            except DBAPIError as exc:
+                if not _deadlocked(exc) or attempt == DEADLOCK_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _put_manifest(
         self, repository_id: str, manifest: Manifest, tag: str | None, origin: VersionOrigin
     ) -> Version | None:
         """The version holding `manifest` (and `tag` on it); None when nothing changed.
