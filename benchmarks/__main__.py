@@ -15,7 +15,7 @@ from benchmarks.workloads import WORKLOAD_NAMES
 
 DATABASES = ("sqlite", "postgres")
 TOOLS = ("service", "floor", "skopeo")
-SECTIONS = ("sync", "serving", "storage")
+SECTIONS = ("sync", "serving", "storage", "push")
 
 
 def _choices(allowed: tuple[str, ...]) -> argparse.Action | type:
@@ -51,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | Non
         "--sections",
         type=_choices(SECTIONS),
         default=list(SECTIONS),
-        help="sync (tools x workloads x phases), serving (wrk vs docker-registry) and/or "
-        "storage (big-blobs first sync on the filesystem vs S3 on moto)",
+        help="sync (tools x workloads x phases), serving (wrk vs docker-registry), storage "
+        "(big-blobs first sync on the filesystem vs S3 on moto) and/or push (skopeo copy of "
+        "big-blobs into the service vs docker-registry)",
     )
     parser.add_argument(
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
@@ -120,6 +121,13 @@ def print_report(result: dict[str, Any]) -> None:
         print()
         print("Targets:")
         print(report.format_targets(result["targets"]))
+    push = result.get("push")
+    if push:
+        print(
+            f"push (skopeo copy of {push['tags']} tags, {push['bytes'] / 1e9:.2f} GB, median of "
+            f"{push['runs']}): service {push['median_service']:.2f} s, docker-registry "
+            f"{push['median_registry']:.2f} s = {push['ratio']:.2f}x"
+        )
     if result.get("serving"):
         print()
         print(f"Serving ({result['method']['serving']}):")

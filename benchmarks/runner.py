@@ -35,6 +35,7 @@ from benchmarks.common import (
     tail,
 )
 from benchmarks.profiling import summarize
+from benchmarks.push import run_push
 from benchmarks.report import PHASES, Key
 from benchmarks.service import (
     BenchmarkError,
@@ -59,7 +60,7 @@ class Options:
     workloads: list[str] = field(default_factory=lambda: list(WORKLOAD_NAMES))
     databases: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     tools: list[str] = field(default_factory=lambda: ["service", "floor", "skopeo"])
-    sections: list[str] = field(default_factory=lambda: ["sync", "serving", "storage"])
+    sections: list[str] = field(default_factory=lambda: ["sync", "serving", "storage", "push"])
     serving_seconds: float = 8.0
     concurrency: int = 10
     profile: bool = False
@@ -398,6 +399,7 @@ async def run(options: Options) -> dict[str, Any]:
     samples: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     workloads: list[Workload] = []
     bench: Bench | None = None
+    push: dict[str, Any] | None = None
     failures = 0
     serving_rows: list[dict[str, Any]] = []
     storage_result: dict[str, Any] = {}
@@ -407,7 +409,7 @@ async def run(options: Options) -> dict[str, Any]:
         wanted = list(options.workloads) if "sync" in options.sections else []
         if "serving" in options.sections:
             wanted += [w for w in SERVING_WORKLOADS if w not in wanted]
-        if "storage" in options.sections and "big-blobs" not in wanted:
+        if {"push", "storage"} & set(options.sections) and "big-blobs" not in wanted:
             wanted.append("big-blobs")
         for name in wanted:
             log(f"pushing workload {name} ...")
@@ -442,8 +444,17 @@ async def run(options: Options) -> dict[str, Any]:
                 notes.append(f"serving FAILED: {type(exc).__name__}: {exc}")
                 log(f"ERROR serving: {exc!r}\n{traceback.format_exc()}")
                 failures += 1
-        if "storage" in options.sections:
-            big = next(w for w in workloads if w.name == "big-blobs")
+        big = next((w for w in workloads if w.name == "big-blobs"), None)
+        if "push" in options.sections and big is not None and shutil.which(SKOPEO):
+            try:
+                push = await run_push(
+                    registry.url.removeprefix("http://"), big.repo, root, options.runs, log
+                )
+            except Exception as exc:  # record it; the other figures stand
+                notes.append(f"push benchmark FAILED: {type(exc).__name__}: {exc}")
+                log(f"ERROR push benchmark: {exc!r}\n{traceback.format_exc()}")
+                failures += 1
+        if "storage" in options.sections and big is not None:
             try:
                 storage_result = await storage.measure(
                     registry.url, big, root / "storage", options.runs, log
@@ -462,6 +473,8 @@ async def run(options: Options) -> dict[str, Any]:
     names = [w.name for w in workloads if w.name in options.workloads]
     rows = report.build_rows(samples, names)
     targets = report.evaluate_targets(rows, names)
+    if push is not None:
+        targets.append(push["target"])
     profiles = {}
     if bench is not None:
         notes.extend(bench.notes)
@@ -517,6 +530,7 @@ async def run(options: Options) -> dict[str, Any]:
         "workloads": {w.name: w.describe() for w in workloads},
         "notes": notes,
         "rows": rows,
+        "push": push,
         "targets": targets,
         "serving": serving_rows,
         "serving_targets": serving.evaluate(serving_rows),

@@ -204,7 +204,8 @@ def _operation(out: Output, response: Any) -> int:
     """The version a content operation made (or the unchanged latest one, said on stderr)."""
     if not response.changed:
         print(f"nothing changed; latest is {response.version.name}", file=sys.stderr)
-    out.resource(response.version)
+    # JSON: the response as grpcurl prints it; a table: the version and its summary.
+    out.resource(response if out.json else response.version)
     return 0
 
 

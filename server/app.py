@@ -36,6 +36,7 @@ from server.registry.app import build_registry_app
 from server.registry.cache import ServingCache
 from server.registry.connections import ConnectionGuard, GuardedSite, fit_to_descriptors
 from server.registry.ondemand import PullThrough
+from server.registry.push import Pusher
 from server.services.access import AccessServicer
 from server.services.content import ContentServicer
 from server.services.distributions import DistributionServicer
@@ -50,6 +51,7 @@ from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
 from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
+from server.storage.uploads import Uploads
 from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
 from server.store.content import ContentStore
@@ -60,6 +62,7 @@ from server.store.guard import BlobGuard
 from server.store.operations import ContentOperations, stored_check
 from server.store.orphans import OrphanStore
 from server.store.processes import ProcessStore
+from server.store.push import PushStore
 from server.store.remotes import RemoteStore
 from server.store.repair_queries import RepairQueries
 from server.store.repositories import RepositoryStore
@@ -412,16 +415,26 @@ async def start_grpc(services: Services, address: str) -> tuple[grpc.aio.Server,
 async def start_registry(
     services: Services, address: str, sock: socket.socket | None = None
 ) -> tuple[web.AppRunner, int]:
-    """Serve the OCI pull API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
+    """Serve the OCI API on `sock`, or on `address` (port 0 picks one) -> (runner, port)."""
     limits = services.settings.limits
     if sock is None:
         sock = bind_registry(address)
-    serving = ServingCache(ServingQueries(services.db))
+    queries = ServingQueries(services.db)
+    serving = ServingCache(queries)
     settings = services.settings
     access = RegistryAccess(
         services.access, services.registry_tokens, serving.resolve, enabled=not settings.no_auth
     )
-    app = build_registry_app(serving, services.storage, services.pull_through, access)
+    # Pushes resolve uncached: whether a repository is a mirror, and what is staged in it,
+    # must be read as of the request.
+    pusher = Pusher(
+        queries,
+        Uploads(settings.data_dir / "uploads", services.storage),
+        PushStore(services.db, services.content, services.committer, settings.upload_lifetime),
+        services.operations,
+        access,
+    )
+    app = build_registry_app(serving, services.storage, services.pull_through, access, pusher)
     runner = web.AppRunner(
         app,
         access_log_class=RegistryAccessLogger,

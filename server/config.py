@@ -127,6 +127,9 @@ class Settings:
     """Seconds between two looks for due schedules."""
     retry_backoff: float | None = None
     """First retry delay in seconds (None: the engine default); tests shorten it."""
+    upload_lifetime: float = 86400.0
+    """Seconds a blob upload may sit idle before it expires with its bytes
+    (`MIRROR_UPLOAD_LIFETIME`); also how long a pushed blob waits for a manifest."""
     limits: Limits = field(default_factory=Limits)
     """Connection, request and upstream bounds (see `Limits`)."""
     orphan_protection_time: float = 3600.0
@@ -224,6 +227,10 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "metrics_address": (
         "MIRROR_METRICS_ADDRESS",
         "host:port of the Prometheus /metrics endpoint; empty: not served",
+    ),
+    "upload_lifetime": (
+        "MIRROR_UPLOAD_LIFETIME",
+        "seconds a blob upload may sit idle before it expires (1 to 2592000)",
     ),
     "orphan_protection_time": (
         "MIRROR_ORPHAN_PROTECTION_TIME",
@@ -374,6 +381,15 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
             "--metrics-address (or MIRROR_METRICS_ADDRESS) must be host:port, "
             f"got {args.metrics_address!r}"
         )
+    try:
+        upload_lifetime = float(args.upload_lifetime)
+        if not 1 <= upload_lifetime <= 30 * 86400:
+            raise ValueError
+    except ValueError:
+        parser.error(
+            "--upload-lifetime (or MIRROR_UPLOAD_LIFETIME) must be seconds between 1 and "
+            f"2592000 (30 days), got {args.upload_lifetime!r}"
+        )
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key (MIRROR_TLS_CERT, MIRROR_TLS_KEY) go together")
     if args.tls_client_ca and not args.tls_cert:
@@ -405,6 +421,7 @@ def parse_settings(argv: list[str] | None = None, env: dict[str, str] | None = N
         log_level=args.log_level.upper(),
         log_format=args.log_format,
         metrics_address=args.metrics_address,
+        upload_lifetime=upload_lifetime,
         limits=Limits(**limits),  # type: ignore[arg-type]
         **durations,
         storage_url=args.storage_url,

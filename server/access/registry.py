@@ -269,9 +269,59 @@ class RegistryAccess:
                 return await handler(request)
         if claims is not None and _allows(claims, name, action):
             return await handler(request)
-        scope = f"repository:{name}:{action}"
+        if claims is not None and action is Action.PUSH:
+            # A known caller the policy refuses gets 403 DENIED (a new token would not help);
+            # one that may push but holds a pull-only token gets 401 to fetch a push token.
+            refused = await self._refuse_push(request, name)
+            if refused is not None:
+                return refused
+        # Clients push with a `pull,push` token (they read blobs back while pushing).
+        scope = f"repository:{name}:{'pull,push' if action is Action.PUSH else action}"
         error = "insufficient_scope" if claims is not None else ""
         return self._unauthorized(request, scope, "authentication required", error=error)
+
+    async def _refuse_push(self, request: web.Request, name: str) -> web.Response | None:
+        """403 DENIED when the (authenticated) caller may not push into `name`, else None."""
+        target = await self._target(name)
+        repository = target[0] if target is not None else None
+        caller = await self.caller(request)
+        if caller.is_anonymous or may(caller, Action.PUSH, repository):
+            return None
+        return self._denied(request, caller, Action.PUSH, repository or name)
+
+    # -- the push seam (`PushAccess` in server/registry/push.py) ---------------------------
+    async def authorize(
+        self, request: web.Request, repository_id: str, action: str, *, public: bool = False
+    ) -> str | web.Response:
+        """The caller's name if the policy lets it `action` ("push", or "pull" for the source
+        of a mount) on `repository_id`; else 401 with the challenge (anonymous) or 403 DENIED."""
+        wanted = Action.PUSH if action == "push" else Action.PULL
+        caller = await self.caller(request)
+        if may(caller, wanted, repository_id, public=public):
+            return caller.name
+        if caller.is_anonymous:
+            name = request.match_info.get("name", "")
+            scope = f"repository:{name}:pull,push" if is_oci_name(name) else ""
+            return self._unauthorized(request, scope, "authentication required")
+        return self._denied(request, caller, wanted, repository_id)
+
+    def _denied(
+        self, request: web.Request, caller: Principal, action: Action, repository: str
+    ) -> web.Response:
+        audit.record(
+            principal=caller.name,
+            method=f"{request.method} {request.path}",
+            resource=f"repositories/{repository}",
+            result="DENIED",
+            reason=f"may not {action}",
+            peer=request.remote or "",
+        )
+        return errors.error_response(
+            errors.DENIED,
+            {"repository": f"repositories/{repository}", "action": str(action)},
+            head=request.method == "HEAD",
+            message=f"principals/{caller.name} may not {action} repositories/{repository}",
+        )
 
     async def caller(self, request: web.Request) -> Principal:
         """The full principal of a request (role and grants), for per-item decisions such as

@@ -4,16 +4,19 @@ Routes: `/v2/`, `/v2/_catalog`, `/v2/<base_path>/tags/list`,
 `/v2/<base_path>/manifests/<tag|digest>` and `/v2/<base_path>/blobs/<digest>` (GET and HEAD).
 Manifests go out as the exact stored bytes; stored blobs as the store answers them (a file, a
 presigned redirect or a stream; Range honoured) or, when not yet stored, through the
-pull-through of `ondemand.py`.
-Pushes answer UNSUPPORTED: a mirror's content comes from its upstream.
+pull-through of `ondemand.py`. Pushes are `push.py`'s: accepted into repositories that are
+not mirrors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,11 +27,12 @@ from server.access.policy import may
 from server.access.registry import RegistryAccess
 from server.domain.digests import Digest
 from server.domain.errors import DatabaseUnavailable
-from server.domain.manifests import OCI_INDEX
+from server.domain.manifests import MAX_MANIFEST_BYTES, OCI_INDEX
 from server.domain.rules import is_oci_name, is_tag
 from server.registry import errors
 from server.registry.cache import ServingCache
 from server.registry.ondemand import PullThrough, descriptor
+from server.registry.push import Pusher
 from server.registry.ranges import RangeKind, classify_range
 from server.storage import BlobStat, BlobStore
 from server.store.serving import Served, ServedManifest
@@ -284,7 +288,7 @@ async def unsupported(request: web.Request) -> web.Response:
     return errors.error_response(
         errors.UNSUPPORTED,
         {"method": request.method},
-        message="this registry is a read-only mirror; content arrives by sync",
+        message="no such write operation on this registry",
     )
 
 
@@ -335,10 +339,14 @@ def build_registry_app(
     storage: BlobStore,
     pull_through: PullThrough,
     access: RegistryAccess,
+    pusher: Pusher | None = None,
 ) -> web.Application:
     # Errors first, then access: a request that passes access may still fail, and a refused
     # one never reaches a handler. Handlers find the caller in `request[REQUEST_PRINCIPAL]`.
-    app = web.Application(middlewares=[no_internal_errors, access.middleware])
+    # Manifest PUTs are read with their own 4 MiB limit; blob bodies are streamed.
+    app = web.Application(
+        middlewares=[no_internal_errors, access.middleware], client_max_size=MAX_MANIFEST_BYTES
+    )
     app.on_response_prepare.append(_security_headers)
     app[SERVING] = serving
     app[STORAGE] = storage
@@ -347,6 +355,25 @@ def build_registry_app(
     app.router.add_get("/token", access.token_endpoint)
     name = "{name:[^?#]+?}"
     app.router.add_get("/v2/", base)
+    if pusher is not None:
+        uploads = f"/v2/{name}/blobs/uploads/"
+        app.router.add_post(uploads, pusher.start_upload)
+        app.router.add_patch(uploads + "{uid}", pusher.patch_upload)
+        app.router.add_put(uploads + "{uid}", pusher.finish_upload)
+        app.router.add_get(uploads + "{uid}", pusher.upload_status)
+        app.router.add_delete(uploads + "{uid}", pusher.cancel_upload)
+        app.router.add_put(f"/v2/{name}/manifests/{{reference}}", pusher.put_manifest)
+        app.router.add_delete(f"/v2/{name}/manifests/{{reference}}", pusher.delete_manifest)
+        app.router.add_delete(f"/v2/{name}/blobs/{{digest}}", pusher.delete_blob)
+
+        async def sweeper(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(pusher.run_sweeper())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(sweeper)
     app.router.add_get("/v2/_catalog", catalog)
     app.router.add_get(f"/v2/{name}/tags/list", tags_list)
     app.router.add_route("GET", f"/v2/{name}/manifests/{{reference}}", manifest)

@@ -24,6 +24,13 @@ class OciError:
 
 
 BLOB_UNKNOWN = OciError("BLOB_UNKNOWN", 404, "blob unknown to registry")
+BLOB_UPLOAD_INVALID = OciError("BLOB_UPLOAD_INVALID", 400, "blob upload invalid")
+BLOB_UPLOAD_UNKNOWN = OciError("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry")
+MANIFEST_BLOB_UNKNOWN = OciError(
+    "MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry"
+)
+MANIFEST_INVALID = OciError("MANIFEST_INVALID", 400, "manifest invalid")
+SIZE_INVALID = OciError("SIZE_INVALID", 400, "provided length did not match content length")
 DIGEST_INVALID = OciError("DIGEST_INVALID", 400, "provided digest did not match uploaded content")
 MANIFEST_UNKNOWN = OciError("MANIFEST_UNKNOWN", 404, "manifest unknown")
 NAME_INVALID = OciError("NAME_INVALID", 400, "invalid repository name")

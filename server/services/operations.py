@@ -122,7 +122,8 @@ class ContentOperationServicer(pb_grpc.ContentOperationServiceServicer):
             if (problem := _tag_pattern_problem(pattern))
         ]
         if violations:
-            raise InvalidArgument.of(violations)
+            text = "; ".join(f"{v.field}: {v.description}" for v in violations)
+            raise InvalidArgument(text, violations=violations, reason="INVALID_TAG_PATTERN")
         outcome = await self._operations.copy_tags(
             _ref(source),
             base,

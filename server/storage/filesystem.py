@@ -55,6 +55,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _place(store: FilesystemBlobStore, temp: Path, fd: int, digest: Digest) -> BlobStat:
+    """Publish verified bytes: fsync (durability full), rename into place, fsync the directory.
+    `fd` (open on `temp`) is closed."""
+    final = store.path(digest)
+    try:
+        try:
+            if store.durability == "full":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not final.parent.is_dir():
+            final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(temp, final)
+        if store.durability == "full":
+            _fsync_dir(final.parent)
+        st = final.stat()
+    except OSError as exc:
+        raise _storage_error(store.name, exc, "publishing a blob") from exc
+    return BlobStat(digest, st.st_size, st.st_mtime)
+
+
 class _FileWriter(BlobWriter):
     def __init__(self, store: FilesystemBlobStore, expected: Digest, size: int | None) -> None:
         super().__init__(store.name, expected, size)
@@ -93,21 +114,8 @@ class _FileWriter(BlobWriter):
             self._write_all(b"".join(chunks)[written:])
 
     def _finish(self) -> BlobStat:
-        final = self._store.path(self.expected)
-        try:
-            if self._store.durability == "full":
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-            if not final.parent.is_dir():
-                final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.replace(self.temp, final)
-            if self._store.durability == "full":
-                _fsync_dir(final.parent)
-            st = final.stat()
-        except OSError as exc:
-            raise _storage_error(self.storage, exc, "publishing a blob") from exc
-        return BlobStat(self.expected, st.st_size, st.st_mtime)
+        fd, self._fd = self._fd, -1
+        return _place(self._store, self.temp, fd, self.expected)
 
     async def _publish(self) -> BlobStat:
         return await asyncio.to_thread(self._finish)
@@ -203,6 +211,20 @@ class FilesystemBlobStore:
 
     async def open_writer(self, expected: Digest, expected_size: int | None = None) -> BlobWriter:
         return await asyncio.to_thread(_FileWriter, self, expected, expected_size)
+
+    async def adopt_file(self, path: Path, digest: Digest) -> BlobStat | None:
+        """Publish a local file whose bytes the caller verified against `digest` (a pushed
+        upload) by renaming it into place; None when it is on another device (copy it)."""
+        return await asyncio.to_thread(self._adopt, path, digest)
+
+    def _adopt(self, path: Path, digest: Digest) -> BlobStat | None:
+        try:
+            if os.stat(path).st_dev != os.stat(self.blob_dir).st_dev:
+                return None
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise _storage_error(self.name, exc, "publishing an upload") from exc
+        return _place(self, path, fd, digest)
 
     async def delete(self, digest: Digest) -> bool:
         try:

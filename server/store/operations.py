@@ -227,7 +227,7 @@ class ContentOperations:
             manifest = graph.manifest(digest)
             if manifest is None:
                 raise _unknown(digest, version_name(base.repository_id, current.number))
-            pk = (await _save_tags(current.session, [(tag, manifest)]))[(tag, manifest)]
+            pk = (await save_tags_in(current.session, [(tag, manifest)]))[(tag, manifest)]
             return ContentChange(add=frozenset({(TAG, pk)}), add_tag_names={pk: tag})
 
         return await self._commit(base, build, origin)
@@ -368,7 +368,7 @@ class ContentOperations:
         return Outcome(await self._committer.latest(base.repository_id), False)
 
 
-async def _save_tags(session: Any, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+async def save_tags_in(session: Any, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """Tag rows (name, manifest id) -> ids, created inside the caller's transaction."""
     # Tag rows are global: another repository may create the same one meanwhile.
     insert = sqlite.insert if session.bind.dialect.name == "sqlite" else postgresql.insert

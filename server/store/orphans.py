@@ -6,7 +6,10 @@ version deletion and pruning) are dropped first, so pruning frees what only old 
 A unit stays *alive* when it is referenced, when a task used it since the cutoff
 (`last_used`, see `schema.last_used_column`), or when an alive unit needs it: the tags and
 signatures of a manifest keep it, an index keeps its children, a manifest keeps its blobs,
-and a pushed blob staged for a manifest push is kept.
+and a pushed blob staged for a manifest push is kept (its object too, though it has no blob
+row yet) for as long as it is staged: the push sweeper ends staging after the upload lifetime.
+Uploads in progress live in `<data-dir>/uploads/`, outside the blob store, and are the
+sweeper's to expire.
 Everything else is collectable.
 
 Deletion re-checks each batch inside its transaction after locking the rows (PostgreSQL:
@@ -119,9 +122,15 @@ class OrphanStore:
                         manifests.add(child)
                         pending.append(child)
             # A pushed blob waits in its repository's staging area for the manifest that will
-            # reference it: it is held as if a version did.
+            # reference it: it is held as if a version did (staging is keyed by digest).
             blobs = set(kept[BLOB]) | set(
-                (await session.execute(select(StagedBlobRow.blob_id))).scalars()
+                (
+                    await session.execute(
+                        select(BlobRow.id).join(
+                            StagedBlobRow, StagedBlobRow.digest == BlobRow.digest
+                        )
+                    )
+                ).scalars()
             )
             for manifest_id, blob_id in await session.execute(
                 select(ManifestBlobRow.manifest_id, ManifestBlobRow.blob_id)
@@ -182,7 +191,7 @@ class OrphanStore:
         if content_type == BLOB:
             return [
                 ~exists().where(ManifestBlobRow.blob_id == row.id),
-                ~exists().where(StagedBlobRow.blob_id == row.id),
+                ~exists().where(StagedBlobRow.digest == row.digest),
             ]
         if content_type == MANIFEST:
             return [
@@ -193,17 +202,15 @@ class OrphanStore:
         return []
 
     async def known_blobs(self, digests: Iterable[str]) -> set[str]:
-        """Which of `digests` have a blob row (their objects are not orphans)."""
+        """Which of `digests` have a blob row or are staged by a push (their objects are not
+        orphans: a pushed blob has no blob row until a manifest names it)."""
         found: set[str] = set()
         async with self._db.session() as session:
             for chunk in _chunks(sorted(set(digests))):
-                found.update(
-                    (
-                        await session.execute(
-                            select(BlobRow.digest).where(BlobRow.digest.in_(chunk))
-                        )
-                    ).scalars()
-                )
+                for column in (BlobRow.digest, StagedBlobRow.digest):
+                    found.update(
+                        (await session.execute(select(column).where(column.in_(chunk)))).scalars()
+                    )
         return found
 
     async def delete_finished_tasks(self, finished_before: datetime, keep: str) -> int:

@@ -372,17 +372,6 @@ class GrantRow(Base):
     role: Mapped[str] = mapped_column(String(16))
 
 
-class ServingGenerationRow(Base):
-    """One row (id 1) whose `value` triggers bump whenever what distributions serve changes:
-    the registry endpoint's in-memory cache is valid while it reads the same value
-    (migration 0008 has the triggers; server/registry/cache.py the reader)."""
-
-    __tablename__ = "serving_generation"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger)
-
-
 class UploadRow(Base):
     """A blob upload in progress on the registry endpoint (OCI "upload session").
 
@@ -403,17 +392,18 @@ class UploadRow(Base):
 
 class StagedBlobRow(Base):
     """A blob pushed (uploaded or mounted) into a repository and not yet referenced by one of
-    its versions: what a manifest PUT into that repository may reference. Blobs are global, so
-    without this link anyone could reference a layer of another repository by its digest."""
+    its versions: what a manifest PUT into that repository may reference besides the latest
+    version's blobs. Blobs are global, so without this link anyone could reference a layer of
+    another repository by its digest. Keyed by digest: the blob row (with its media type) is
+    made when a manifest names it. Expires with the upload lifetime."""
 
     __tablename__ = "staged_blobs"
 
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
     )
-    blob_id: Mapped[int] = mapped_column(
-        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    digest: Mapped[str] = mapped_column(String(140), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
@@ -440,3 +430,14 @@ class ScheduleRow(Base):
     skipped_runs: Mapped[int] = mapped_column(Integer, default=0)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServingGenerationRow(Base):
+    """One row (id 1) whose `value` triggers bump whenever what distributions serve changes:
+    the registry endpoint's in-memory cache is valid while it reads the same value
+    (migration 0008 has the triggers; server/registry/cache.py the reader)."""
+
+    __tablename__ = "serving_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

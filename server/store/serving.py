@@ -21,6 +21,7 @@ from server.store.schema import (
     ManifestRow,
     RepositoryRow,
     SignatureRow,
+    StagedBlobRow,
     TagRow,
 )
 from server.store.schema import (
@@ -36,6 +37,8 @@ class Served:
     repository_id: str
     version: int
     remote_pk: int | None
+    pinned: bool = False  # the distribution serves one fixed version
+    mirror: bool = False  # the repository is a mirror (pushes refused)
     public: bool = False
     """Anonymous pull allowed (the registry's access middleware reads it)."""
 
@@ -83,6 +86,7 @@ class ServingQueries:
                         RepositoryRow.latest_version,
                         RepositoryRow.remote_id,
                         DistributionRow.version_number,
+                        RepositoryRow.is_mirror,
                         DistributionRow.public,
                     )
                     .join(RepositoryRow, RepositoryRow.id == DistributionRow.repository_id)
@@ -91,8 +95,16 @@ class ServingQueries:
             ).first()
         if row is None:
             return None
-        pk, name, latest, remote_pk, pinned, public = row
-        return Served(pk, name, latest if pinned is None else pinned, remote_pk, bool(public))
+        pk, name, latest, remote_pk, pinned, mirror, public = row
+        return Served(
+            pk,
+            name,
+            latest if pinned is None else pinned,
+            remote_pk,
+            pinned is not None,
+            bool(mirror),
+            bool(public),
+        )
 
     async def catalog_entries(self, limit: int, after: str) -> list[tuple[str, str, bool]]:
         """(base path, repository id, public) of distributions after `after`, by base path."""
@@ -163,7 +175,19 @@ class ServingQueries:
                 )
             ).first()
             if row is None:
-                return None
+                if served.pinned:
+                    return None
+                # Pushed into this repository, not yet named by a manifest (see StagedBlobRow):
+                # a pushing client checks for it before it PUTs the manifest.
+                staged = await session.scalar(
+                    select(StagedBlobRow.size).where(
+                        StagedBlobRow.repository_id == served.repository_pk,
+                        StagedBlobRow.digest == digest,
+                    )
+                )
+                if staged is None:
+                    return None
+                return ServedBlob(digest, staged, "application/octet-stream", None)
             blob_pk, size, media_type, remote_pk = row
             # The descriptor of a manifest of this version that names the blob (the global
             # row holds whatever the first upstream declared, possibly for another repo).

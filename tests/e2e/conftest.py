@@ -138,6 +138,7 @@ class E2E:
         self.syncs = pb_grpc.SyncServiceStub(channel)
         self.distributions = pb_grpc.DistributionServiceStub(channel)
         self.content = pb_grpc.ContentServiceStub(channel)
+        self.versions = pb_grpc.VersionServiceStub(channel)
         self._dirs = 0
 
     # -- gRPC ------------------------------------------------------------------------

@@ -496,6 +496,65 @@ def test_json_output_is_what_buf_curl_prints(server: ServerProcess) -> None:
         assert ours == json.loads(theirs.stdout), method
 
 
+def test_push_then_content_commands_as_in_the_readme(server: ServerProcess, tmp_path: Path) -> None:
+    """Build a repository by pushing with skopeo, copy a tag into another repository, tag,
+    untag and roll back with mirrorctl, and pull the result back byte for byte."""
+    import shutil
+
+    from tests.e2e.test_push import write_oci_layout
+    from tests.support import images as img
+
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        pytest.skip("skopeo is not installed")
+    image = img.make_image("cli-push", layers=1, media="oci")
+    layout = write_oci_layout(tmp_path / "layout", image, "1.0")
+    for repo in ("cli-team", "cli-curated"):
+        ok(ctl(server, "repository", "create", repo))
+    ok(ctl(server, "distribution", "create", "cli-team", "--base-path", "cli/team",
+           "--repository", "cli-team"))  # fmt: skip
+    ok(ctl(server, "distribution", "create", "cli-curated", "--base-path", "cli/curated",
+           "--repository", "cli-curated"))  # fmt: skip
+    pushed = subprocess.run(
+        [skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false",
+         f"--dest-creds=admin:{server.admin_token()}", f"oci:{layout}:1.0",
+         f"docker://{server.registry_address}/cli/team:1.0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    shown = as_json(ctl(server, "-o", "json", "version", "show", "cli-team", "latest"))
+    assert shown["version"]["source"] == "VERSION_SOURCE_PUSH"
+
+    copied = as_json(
+        ctl(server, "-o", "json", "content", "copy", "cli-team", "cli-curated", "--tag", "1.*")
+    )
+    assert copied["changed"] is True
+    assert copied["version"]["name"] == "repositories/cli-curated/versions/1"
+    assert copied["version"]["sourceDetail"].startswith(
+        "copy tags ['1.*'] from repositories/cli-team"
+    )
+    ok(ctl(server, "content", "tag", "cli-curated", "stable", image.digest))
+    ok(ctl(server, "content", "untag", "cli-curated", "1.0"))
+    rolled = as_json(ctl(server, "-o", "json", "version", "rollback", "cli-curated", "1"))
+    assert rolled["version"]["name"] == "repositories/cli-curated/versions/4"
+    unchanged = ctl(server, "version", "rollback", "cli-curated", "1")
+    assert unchanged.returncode == 0 and "nothing changed" in unchanged.stderr
+    ok(ctl(server, "repository", "update", "cli-curated", "--mirror", "true"))
+    failed(ctl(server, "content", "untag", "cli-curated", "1.0"), "REPOSITORY_IS_MIRROR")
+
+    out = tmp_path / "pulled"
+    pulled = subprocess.run(
+        [skopeo, "--insecure-policy", "copy", "--preserve-digests", "--src-tls-verify=false",
+         f"--src-creds=admin:{server.admin_token()}",
+         f"docker://{server.registry_address}/cli/curated:1.0", f"oci:{out}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    for digest, data in image.blobs.items():
+        assert (out / "blobs" / "sha256" / digest.split(":")[1]).read_bytes() == data
+    assert (out / "blobs" / "sha256" / image.digest.split(":")[1]).read_bytes() == image.manifest
+
+
 def test_housekeeping_commands(server: ServerProcess) -> None:
     """`mirrorctl gc` and `mirrorctl repair` as the README's Housekeeping section runs them."""
     ok(ctl(server, "repository", "create", "e2e-housekeeping"))

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from google.protobuf import field_mask_pb2
 from yarl import URL
 
+from protos import mirror_pb2 as pb
 from tests.e2e.conftest import E2E, blob_path, needs_registry
 from tests.support import images as img
 from tests.support.registry import RegistryProcess
@@ -228,7 +230,8 @@ async def check_blob_reads(e2e: E2E, published: Published) -> None:
 
 async def test_errors_traversal_and_writes(e2e: E2E, published: Published) -> None:
     """Spec error codes; odd paths get a 4xx JSON error (never 500, never a file); every
-    write method gets 405 UNSUPPORTED and changes nothing."""
+    write into a mirror is refused (DENIED, or UNSUPPORTED where no route exists) and changes
+    nothing."""
     other_layer = published.other.layers[0].digest
     unknown = img.digest_of(b"nowhere")
     cases = [
@@ -301,15 +304,30 @@ async def check_traversal_and_writes(e2e: E2E, published: Published) -> None:
             assert b"root:" not in body
         except (AssertionError, KeyError, ValueError):
             failures.append(f"GET {path} -> {status} {body[:200]!r}")
+    # A mirror refuses every write (403 DENIED where the route exists, 405 UNSUPPORTED where
+    # none does); an unknown base path is unknown.
+    await e2e.repositories.UpdateRepository(
+        pb.UpdateRepositoryRequest(
+            repository=pb.Repository(name="repositories/app", mirror=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["mirror"]),
+        )
+    )
+    expected = {403: ["DENIED"], 405: ["UNSUPPORTED"]}
     for method in ("PUT", "POST", "PATCH", "DELETE"):
         for path in write_paths:
             status, headers, body = await request(e2e, method, path)
             try:
-                assert status == 405
                 assert headers["Content-Type"].startswith("application/json")
-                assert error_codes(body) == ["UNSUPPORTED"]
+                if path.startswith("/v2/brand/new/"):
+                    assert (status, error_codes(body)) in [
+                        (404, ["NAME_UNKNOWN"]),
+                        (405, ["UNSUPPORTED"]),
+                    ]
+                else:
+                    assert error_codes(body) == expected[status]
             except (AssertionError, KeyError, ValueError):
                 failures.append(f"{method} {path} -> {status} {body[:200]!r}")
+    assert not list((e2e.data_dir / "uploads").iterdir())
     assert not failures, "\n".join(failures)
 
     status, _, body = await request(e2e, "GET", "/v2/mirror/app/manifests/docker")

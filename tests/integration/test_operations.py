@@ -309,7 +309,7 @@ async def test_bad_input_is_refused_and_leaves_no_version(
                 )
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
-            "INVALID_VALUE",
+            "INVALID_TAG_PATTERN",
         ),
         (
             ops.UntagManifest(pb.UntagManifestRequest(repository=repo("dest"), tag="absent")),
