@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | Non
         "--serving-seconds", type=float, help="wrk duration per request kind; 8, quick: 2"
     )
     parser.add_argument(
+        "--serving-cases",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=[],
+        help="only the serving request kinds whose name contains one of these (comma-separated, "
+        "e.g. 'large blob,tags/list'); default: all",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy record the server in every phase (timings are then perturbed)",
@@ -99,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, Path | Non
         tools=args.tools,
         sections=args.sections,
         serving_seconds=args.serving_seconds or (2.0 if args.quick else 8.0),
+        serving_cases=args.serving_cases,
         profile=args.profile,
         skopeo_all_phases=args.skopeo_all_phases,
         keep=args.keep,

@@ -62,6 +62,7 @@ class Options:
     tools: list[str] = field(default_factory=lambda: ["service", "floor", "skopeo"])
     sections: list[str] = field(default_factory=lambda: ["sync", "serving", "storage", "push"])
     serving_seconds: float = 8.0
+    serving_cases: list[str] = field(default_factory=list)
     concurrency: int = 10
     profile: bool = False
     skopeo_all_phases: bool = False
@@ -559,7 +560,7 @@ async def _serving(
     by_name = {w.name: w for w in workloads}
     many, big = by_name["many-tags"], by_name["big-blobs"]
     async with contextlib.AsyncExitStack() as stack:
-        targets: dict[str, tuple[str, list[int]]] = {}
+        targets: dict[str, serving.Target] = {}
         for db in databases:
             url = None
             if db == "postgres":
@@ -570,9 +571,20 @@ async def _serving(
             server = await stack.enter_async_context(running_server(root / f"serving-{db}", url))
             log(f"serving: syncing many-tags and big-blobs into the service on {db} ...")
             await serving.publish(server, registry.url, [many, big])
-            targets[f"{serving.OURS}/{db}"] = (server.registry_url, [server.pid])
-        targets[serving.PEER] = (registry.url, [registry.pid] if registry.pid else [])
+            # Access control as shipped, both ways a distribution is pulled: public
+            # (anonymous) and private (a viewer's bearer token on every request).
+            public, private = await serving.access_modes(server, [many, big])
+            targets[f"{serving.OURS}/{db}"] = serving.Target(
+                server.registry_url, [server.pid], prepare=public
+            )
+            targets[f"{serving.OURS}/{db}+token"] = serving.Target(
+                server.registry_url, [server.pid], prepare=private
+            )
+        targets[serving.PEER] = serving.Target(registry.url, [registry.pid] if registry.pid else [])
         warmup = 1.0
-        return await serving.measure(
-            targets, serving.cases(many, big), options.serving_seconds, warmup, log
-        )
+        cases = [
+            case
+            for case in serving.cases(many, big)
+            if not options.serving_cases or any(part in case.name for part in options.serving_cases)
+        ]
+        return await serving.measure(targets, cases, options.serving_seconds, warmup, log)

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import grpc
+from google.protobuf import field_mask_pb2
 
 from benchmarks.common import (
     PYTHON,
@@ -226,6 +228,55 @@ class ServerProcess:
         await distributions.CreateDistribution(
             pb.CreateDistributionRequest(distribution_id=distribution_id, distribution=distribution)
         )
+
+    async def set_public(self, distribution_id: str, public: bool) -> None:
+        """Make a distribution public (anonymous pulls) or private (bearer token needed)."""
+        assert self._channel is not None
+        await pb_grpc.DistributionServiceStub(self._channel).UpdateDistribution(
+            pb.UpdateDistributionRequest(
+                distribution=pb.Distribution(
+                    name=f"distributions/{distribution_id}", public=public
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=["public"]),
+            )
+        )
+
+    async def create_puller(self, repo_ids: list[str]) -> tuple[str, str]:
+        """A principal with only a viewer grant on `repo_ids` and an API token of its own, as
+        a team's CI runner would have -> (principal, secret)."""
+        assert self._channel is not None
+        access = pb_grpc.AccessServiceStub(self._channel)
+        principal = "bench-puller"
+        await access.CreatePrincipal(
+            pb.CreatePrincipalRequest(principal_id=principal, principal=pb.Principal())
+        )
+        for repo_id in repo_ids:
+            await access.CreateGrant(
+                pb.CreateGrantRequest(
+                    parent=f"principals/{principal}",
+                    grant=pb.Grant(repository=f"repositories/{repo_id}", role=pb.ROLE_VIEWER),
+                )
+            )
+        created = await access.CreateToken(
+            pb.CreateTokenRequest(parent=f"principals/{principal}", token=pb.Token())
+        )
+        return principal, created.secret
+
+    async def login(self, principal: str, secret: str, names: list[str]) -> str:
+        """A bearer token as docker or podman get one: `GET /token` with Basic credentials
+        for pull scopes on `names`; every later request carries the JWT it answers."""
+        scopes = [("scope", f"repository:{name}:pull") for name in names]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{self.registry_url}/token",
+                params=[("service", "mirror"), *scopes],
+                auth=aiohttp.BasicAuth(principal, secret),
+            ) as resp,
+        ):
+            resp.raise_for_status()
+            token: str = (await resp.json())["token"]
+        return token
 
     async def sync(
         self, repo_id: str, remote_id: str, profile: Path | None = None, py_spy: str | None = None

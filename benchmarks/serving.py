@@ -26,7 +26,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ COMPARED_HEADERS = ("Content-Type", "Content-Length", "Docker-Content-Digest")
 _SCRIPT = """
 wrk.method = "{method}"
 wrk.headers["Accept"] = "{accept}"
+{headers}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -67,6 +69,22 @@ class Case:
     method: str
     path: str
     kind: str  # "requests" (target on req/s) or "throughput" (target on bytes/s)
+
+
+@dataclass(slots=True)
+class Target:
+    """A server under load. `prepare` runs before each case (and its warm-up) and answers the
+    headers every request of that case carries: the private service target flips its
+    distributions to private and logs in for a fresh bearer token there."""
+
+    url: str
+    pids: list[int]
+    prepare: Callable[[], Awaitable[dict[str, str]]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def ready(self) -> None:
+        if self.prepare is not None:
+            self.headers = await self.prepare()
 
 
 def cases(many: Workload, big: Workload) -> list[Case]:
@@ -106,14 +124,46 @@ async def publish(server: ServerProcess, upstream_url: str, workloads: list[Work
         await server.publish(f"serve{i}", repo_id, workload.repo)
 
 
-async def compare(case: Case, ours: str, theirs: str) -> list[str]:
+async def access_modes(
+    server: ServerProcess, workloads: list[Workload]
+) -> tuple[Callable[[], Awaitable[dict[str, str]]], Callable[[], Awaitable[dict[str, str]]]]:
+    """The `prepare` hooks of the public and the private target of one server (see
+    :func:`publish` for the distribution ids). The private one checks that an anonymous
+    request is really refused before it hands out the token's header."""
+    ids = [f"serve{i}" for i in range(len(workloads))]
+    names = [w.repo for w in workloads]
+    principal, secret = await server.create_puller(ids)
+
+    async def public() -> dict[str, str]:
+        for distribution_id in ids:
+            await server.set_public(distribution_id, True)
+        return {}
+
+    async def private() -> dict[str, str]:
+        for distribution_id in ids:
+            await server.set_public(distribution_id, False)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{server.registry_url}/v2/{names[0]}/tags/list") as resp,
+        ):
+            if resp.status != 401:
+                raise BenchmarkError(f"private distribution answered {resp.status} anonymously")
+        token = await server.login(principal, secret, names)
+        return {"Authorization": f"Bearer {token}"}
+
+    return public, private
+
+
+async def compare(case: Case, ours: Target, theirs: Target) -> list[str]:
     """Differences a client could see between the two servers' answers to ``case``."""
     problems = []
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         answers = []
-        for base in (ours, theirs):
+        for target in (ours, theirs):
             async with session.request(
-                case.method, base + case.path, headers={"Accept": MANIFEST_ACCEPT}
+                case.method,
+                target.url + case.path,
+                headers={"Accept": MANIFEST_ACCEPT, **target.headers},
             ) as resp:
                 answers.append((resp.status, resp.headers, await resp.read()))
     (status, headers, body), (peer_status, peer_headers, peer_body) = answers
@@ -143,18 +193,21 @@ def _sorted_tags(body: bytes) -> bytes:
     return json.dumps(doc).encode()
 
 
-async def run_load(url: str, case: Case, seconds: float, workdir: Path) -> dict[str, Any]:
+async def run_load(target: Target, case: Case, seconds: float, workdir: Path) -> dict[str, Any]:
     """wrk for GET; ApacheBench for HEAD, which wrk 4.1 cannot measure: its parser waits for
     the body a HEAD answer's Content-Length announces, so every connection stalls."""
     if case.method == "HEAD":
-        return await run_ab(url, case, seconds)
-    return await run_wrk(url, case, seconds, workdir)
+        return await run_ab(target, case, seconds)
+    return await run_wrk(target, case, seconds, workdir)
 
 
-async def run_ab(url: str, case: Case, seconds: float) -> dict[str, Any]:
+async def run_ab(target: Target, case: Case, seconds: float) -> dict[str, Any]:
     """``ab -k -i -c CONNECTIONS -t seconds`` -> the figures of :func:`run_wrk`."""
     argv = [AB, "-k", "-i", "-q", "-c", str(CONNECTIONS), "-t", str(max(1, round(seconds)))]
-    argv += ["-n", "100000000", "-s", "10", "-H", f"Accept: {MANIFEST_ACCEPT}", url + case.path]
+    argv += ["-n", "100000000", "-s", "10", "-H", f"Accept: {MANIFEST_ACCEPT}"]
+    for name, value in target.headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(target.url + case.path)
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -186,12 +239,15 @@ async def run_ab(url: str, case: Case, seconds: float) -> dict[str, Any]:
     }
 
 
-async def run_wrk(url: str, case: Case, seconds: float, workdir: Path) -> dict[str, Any]:
+async def run_wrk(target: Target, case: Case, seconds: float, workdir: Path) -> dict[str, Any]:
     """wrk -t THREADS -c CONNECTIONS for ``seconds`` -> the figures of its done() line."""
     script = workdir / f"{case.method.lower()}.lua"
-    script.write_text(_SCRIPT.format(method=case.method, accept=MANIFEST_ACCEPT))
+    headers = "\n".join(
+        f'wrk.headers["{name}"] = "{value}"' for name, value in target.headers.items()
+    )
+    script.write_text(_SCRIPT.format(method=case.method, accept=MANIFEST_ACCEPT, headers=headers))
     argv = [WRK, "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{max(1, round(seconds))}s"]
-    argv += ["--timeout", "10s", "-s", str(script), url + case.path]
+    argv += ["--timeout", "10s", "-s", str(script), target.url + case.path]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -219,39 +275,36 @@ def _rss_peak_mib(pids: list[int]) -> float | None:
 
 
 async def measure(
-    targets: dict[str, tuple[str, list[int]]],
+    targets: dict[str, Target],
     all_cases: list[Case],
     seconds: float,
     warmup: float,
     log: Any,
 ) -> list[dict[str, Any]]:
-    """Every case against every target (``name -> (base URL, pids)``), one after the other."""
+    """Every case against every target, one after the other."""
     workdir = Path(tempfile.mkdtemp(prefix="mirror-bench-wrk-"))
     rows = []
     try:
         for case in all_cases:
-            peer_url = targets[PEER][0]
-            problems = {
-                name: await compare(case, url, peer_url)
-                for name, (url, _pids) in targets.items()
-                if name != PEER
-            }
-            row: dict[str, Any] = {"case": case.name, "kind": case.kind, "problems": problems}
-            for name, (url, pids) in targets.items():
+            row: dict[str, Any] = {"case": case.name, "kind": case.kind, "problems": {}}
+            for name, target in targets.items():
+                await target.ready()
+                if name != PEER:
+                    row["problems"][name] = await compare(case, target, targets[PEER])
                 if warmup:
-                    await run_load(url, case, warmup, workdir)
-                _rss_reset(pids)
+                    await run_load(target, case, warmup, workdir)
+                _rss_reset(target.pids)
                 load = os.getloadavg()[0]
-                figures = await run_load(url, case, seconds, workdir)
+                figures = await run_load(target, case, seconds, workdir)
                 figures["loadavg_1m"] = load
-                figures["peak_rss_mib"] = _rss_peak_mib(pids)
+                figures["peak_rss_mib"] = _rss_peak_mib(target.pids)
                 row[name] = figures
                 log(
                     f"serving {case.name} {name}: {figures['rps']:.0f} req/s, "
                     f"{figures['bytes_per_s'] / 1e6:.0f} MB/s, p99 {figures['p99_us'] / 1000:.1f} "
                     f"ms, errors {figures['status_errors'] + figures['socket_errors']}"
                 )
-            for name, found in problems.items():
+            for name, found in row["problems"].items():
                 if found:
                     log(f"WARNING serving {case.name} {name}: answers differ: {'; '.join(found)}")
             rows.append(row)
@@ -354,6 +407,12 @@ def _num(value: float | None, digits: int = 2, width: int = 5) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+def _label(target: str) -> str:
+    """The README label of a service target: its database and how it was pulled."""
+    database, _, token = target.split("/")[-1].partition("+")
+    return f"{database}, {'private (token)' if token else 'public'}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The serving table for the README: each service against docker-registry, with targets."""
     out = [
@@ -376,7 +435,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             ours = row[name]
             failed = [check for check, ok in ours.get("checks", {}).items() if not ok]
             out.append(
-                f"| {row['case']} | {name.split('/')[-1]} | {rate(ours)} | {rate(peer)} | "
+                f"| {row['case']} | {_label(name)} | {rate(ours)} | {rate(peer)} | "
                 f"{_num(ours.get('ratio')).strip()}x (>= {goal}x) | "
                 f"{ours['p99_us'] / 1000:.0f} / {peer['p99_us'] / 1000:.0f} ms = "
                 f"{_num(ours.get('p99_ratio')).strip()}x | "
