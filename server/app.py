@@ -51,6 +51,7 @@ from server.services.sync import SyncServicer
 from server.services.tasks import TaskServicer
 from server.services.versions import VersionServicer
 from server.storage import BlobFetcher, BlobStore, clear_stale, open_blob_store
+from server.storage.sendfile import FileSender
 from server.storage.uploads import Uploads
 from server.store.availability import run_probe
 from server.store.commits import VersionCommitter
@@ -125,7 +126,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         await db.migrate()
         access = AccessStore(db)
         await bootstrap_admin(access, settings.admin_token_file)
-        storage = await stack.enter_async_context(open_blob_store(settings.storage))
+        sender = FileSender(
+            settings.limits.http_sendfile_threads, settings.limits.http_send_stall_timeout
+        )
+        stack.callback(sender.close)
+        storage = await stack.enter_async_context(open_blob_store(settings.storage, sender))
         processes = ProcessStore(db)
         worker_id = new_worker_id()
         # Alone on the storage (SQLite, or no other live process on the PostgreSQL database),

@@ -40,6 +40,11 @@ class Limits:
     """Seconds a registry client has to finish a request's headers once it started sending."""
     http_keepalive_timeout: float = 60.0
     """Seconds a registry connection may sit idle (before its first request or between two)."""
+    http_send_stall_timeout: float = 60.0
+    """Seconds a registry client may accept no byte of a blob being sent before it is cut off."""
+    http_sendfile_threads: int = 64
+    """Threads sending filesystem blobs with sendfile at once; more downloads at a time take
+    the slower chunked path rather than wait."""
     http_max_connections: int = 1000
     """Open registry connections at most; more are closed at once."""
     http_max_connections_per_address: int = 200

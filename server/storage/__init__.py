@@ -23,6 +23,7 @@ from server.storage.base import (
     writing,
 )
 from server.storage.fetcher import BlobFetcher, BlobSource, Subscription
+from server.storage.sendfile import FileSender
 
 __all__ = [
     "BlobFetcher",
@@ -62,8 +63,11 @@ class StorageConfig:
 
 
 @contextlib.asynccontextmanager
-async def open_blob_store(config: StorageConfig) -> AsyncIterator[BlobStore]:
-    """The store `config` selects, closed on exit."""
+async def open_blob_store(
+    config: StorageConfig, sender: FileSender | None = None
+) -> AsyncIterator[BlobStore]:
+    """The store `config` selects, closed on exit; a filesystem store sends registry GET
+    bodies through `sender` when given."""
     store: BlobStore
     if config.url.startswith("s3://"):
         from server.storage.s3 import S3BlobStore  # the S3 client loads only when used
@@ -75,7 +79,7 @@ async def open_blob_store(config: StorageConfig) -> AsyncIterator[BlobStore]:
         root = (
             Path(config.url.removeprefix("file://")) if config.url.startswith("file://") else None
         )
-        store = FilesystemBlobStore(root or config.data_dir, config.durability)
+        store = FilesystemBlobStore(root or config.data_dir, config.durability, sender)
     else:
         raise ValueError(
             f"storage URL must be s3://bucket[/prefix] or file:///path, got {config.url!r}"

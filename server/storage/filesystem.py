@@ -32,6 +32,7 @@ from server.storage.base import (
     StorageFull,
     Temporary,
 )
+from server.storage.sendfile import FileSender, SendfileResponse
 
 DURABILITY = ("full", "none")
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -132,7 +133,7 @@ class _FileWriter(BlobWriter):
         await asyncio.to_thread(self._drop)
 
 
-class _WholeFileResponse(web.FileResponse):
+class _WholeFileResponse(SendfileResponse):
     """A FileResponse that answers as if the request had no Range header. aiohttp prepares it
     once, with the real request; it sees a copy without the header."""
 
@@ -145,11 +146,15 @@ class _WholeFileResponse(web.FileResponse):
 class FilesystemBlobStore:
     """Blob files under `root`, named by digest."""
 
-    def __init__(self, root: Path, durability: str = "full") -> None:
+    def __init__(
+        self, root: Path, durability: str = "full", sender: FileSender | None = None
+    ) -> None:
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
         self.root = root
         self.durability = durability
+        self.sender = sender
+        """Sends registry GET bodies with sendfile (sendfile.py); None: aiohttp's own path."""
         self.name = f"data dir {root}"
         self.blob_dir = root / "blobs"
         self.temp_dir = root / "tmp"
@@ -283,14 +288,14 @@ class FilesystemBlobStore:
     ) -> web.StreamResponse:
         # FileResponse: sendfile, Range and conditional requests; its validators are the
         # file's own (mtime/size), the digest travels in Docker-Content-Digest.
-        kind = _WholeFileResponse if ignore_range else web.FileResponse
-        return kind(self.path(stat.digest), headers=headers)
+        kind = _WholeFileResponse if ignore_range else SendfileResponse
+        return kind(self.path(stat.digest), self.sender, headers=headers)
 
     async def aclose(self) -> None:
         return None
 
 
-class _WholeFileResponse(web.FileResponse):
+class _WholeFileResponse(SendfileResponse):
     """A FileResponse that ignores the request's Range header (RFC 9110 14.2 allows it).
 
     aiohttp prepares a returned response with the original request, so the header is dropped
