@@ -64,6 +64,7 @@ from server.store.versions import VersionStore
 from server.sync import progress
 from server.sync.hosts import Hosts
 from server.sync.origins import NetworkPolicy
+from server.sync.pool import for_each
 from server.sync.session import open_session
 from server.sync.signatures import SignatureCollector
 from server.sync.snapshot import Gatherer, Snapshot
@@ -394,9 +395,7 @@ class SyncEngine:
             await self._fetcher.ensure(blob, upstream, stage.add_bytes)
             await stage.advance()
 
-        async with asyncio.TaskGroup() as group:
-            for blob in missing:
-                group.create_task(download(blob))
+        await for_each(missing, download, upstream.concurrency)
         await stage.finish()
         return stage.report
 

@@ -7,7 +7,6 @@ A signature that cannot be fetched never fails the sync: it becomes a warning, c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -25,6 +24,7 @@ from server.domain.signatures import (
     read_atomic_metadata,
     referrers_fallback_tag,
 )
+from server.sync.pool import for_each
 from server.sync.snapshot import FoundSignature, Gatherer
 
 log = logging.getLogger(__name__)
@@ -129,9 +129,7 @@ class SignatureCollector:
                     f"{what} of {subject} could not be fetched: {exc.message}"
                 )
 
-        async with asyncio.TaskGroup() as group:
-            for subject in subjects:
-                group.create_task(one(subject))
+        await for_each(subjects, one, self._g.upstream.concurrency)
         return answers
 
     async def _probe_then_each(

@@ -9,7 +9,6 @@ children of other platforms are neither fetched nor part of the snapshot.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from server.domain.errors import UpstreamProtocolError, UpstreamRejected
 from server.domain.filters import PlatformFilter
 from server.domain.manifests import Manifest, parse_manifest
 from server.store.content import ContentStore
+from server.sync.pool import for_each
 from server.sync.progress import Stage
 from server.sync.upstream import Upstream
 from server.tasks.context import TaskContext
@@ -131,9 +131,7 @@ class Gatherer:
             if stage is not None:
                 await stage.advance()
 
-        async with asyncio.TaskGroup() as group:
-            for tag in tags:
-                group.create_task(resolve(tag))
+        await for_each(tags, resolve, self.upstream.concurrency)
         return found
 
     async def _resolve(self, tag: str, quiet_missing: bool) -> Digest | None:
@@ -200,19 +198,24 @@ class Gatherer:
     async def _load_or_fetch(self, digests: set[Digest]) -> None:
         """Manifests in the database cost no upstream request; the rest are fetched."""
         known = await self._content.known_manifests(str(d) for d in digests)
-        fetches: list[asyncio.Task[Manifest]] = []
-        async with asyncio.TaskGroup() as group:
-            for digest in sorted(digests):
-                stored = known.get(str(digest))
-                if stored is None:
-                    fetches.append(group.create_task(self._fetch(digest)))
-                    continue
-                self.snapshot.manifests[digest] = parse_manifest(
-                    stored.data, stored.media_type, digest, verified=True
-                )
-                await self.stage.advance()
-        for fetch in fetches:
-            self._record(fetch.result())
+        unknown: list[Digest] = []
+        for digest in sorted(digests):
+            stored = known.get(str(digest))
+            if stored is None:
+                unknown.append(digest)
+                continue
+            self.snapshot.manifests[digest] = parse_manifest(
+                stored.data, stored.media_type, digest, verified=True
+            )
+            await self.stage.advance()
+        fetched: dict[Digest, Manifest] = {}
+
+        async def fetch(digest: Digest) -> None:
+            fetched[digest] = await self._fetch(digest)
+
+        await for_each(unknown, fetch, self.upstream.concurrency)
+        for digest in unknown:  # recorded in digest order, whatever order they arrived in
+            self._record(fetched[digest])
             await self.stage.advance()
 
     async def _fetch(self, digest: Digest) -> Manifest:

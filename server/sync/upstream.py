@@ -103,6 +103,8 @@ class Upstream:
         self._origin = Origin.of(self._base)
         self._auth = Authorizer(session, remote, self._base, self.policy)
         self._scope = f"repository:{self._name}:pull"
+        self.concurrency = remote.download_concurrency
+        """Requests in flight at once: the size of any worker pool feeding this upstream."""
         self._slots = asyncio.Semaphore(remote.download_concurrency)
         self._rate = RateLimiter(remote.rate_limit)
         self._backoff_base = backoff_base
