@@ -75,8 +75,11 @@ class ContentStore:
         self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
 
     async def _insert_ignore(self, session: Any, row_type: Any, rows: list[dict[str, Any]]) -> None:
+        # One statement, many parameter sets (the driver's executemany): compiled once and
+        # cached, where a multi-row VALUES clause was compiled afresh for every chunk.
+        statement = self._insert(row_type.__table__).on_conflict_do_nothing()
         for chunk in _chunks(rows):
-            await session.execute(self._insert(row_type).values(chunk).on_conflict_do_nothing())
+            await session.execute(statement, chunk)
 
     async def known_manifests(self, digests: Iterable[str]) -> dict[str, StoredManifest]:
         wanted = sorted(set(digests))
