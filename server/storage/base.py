@@ -22,7 +22,7 @@ from aiohttp import web
 from server.domain.digests import Digest
 from server.domain.errors import DigestMismatch, MirrorError
 
-CHUNK = 1 << 20
+CHUNK = 512 * 1024
 """Writers hash and hand on bytes in batches of at least this size (one thread hop each)."""
 
 

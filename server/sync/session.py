@@ -19,7 +19,9 @@ from server.domain.resources import Remote
 from server.sync.origins import GuardedResolver, NetworkPolicy
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
-READ_BUFFER = 1 << 20
+# aiohttp buffers up to twice this per response before pausing the socket: with 10 downloads in
+# flight, 1 MiB held ~20 MiB of buffers at once (peak RSS 159 MiB on the 1 GB sync, target 150).
+READ_BUFFER = 256 * 1024
 
 
 def basic_header(username: str, password: str) -> str:

@@ -54,7 +54,9 @@ TAGS_PAGE_SIZE = 1000
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 MAX_ERROR_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
-BLOB_CHUNK = 1 << 20
+# Bytes handed on per read of a blob body. With the session's 256 KiB read buffer, 1 MiB reads
+# joined buffered data into ~2 MiB per download in flight (memray: 42 MiB of a 1 GB sync's peak).
+BLOB_CHUNK = 256 * 1024
 MAX_REFERRER_PAGES = 100
 # Bodies larger than this are parsed in a worker thread (strict JSON walks every value).
 OFF_LOOP_PARSE_BYTES = 256 * 1024
