@@ -575,18 +575,21 @@ async def call(s: Server, caller: str, case: Case, request: Message) -> grpc.Sta
 
 async def snapshot(s: Server) -> tuple[list[str], ...]:
     """What a refused call must not change."""
-    repos = [r.name async for r in s.admin.iter_repositories()]
-    remotes = [(r.name, r.upstream_name) async for r in s.admin.iter_remotes()]
-    dists = [(d.name, d.description) async for d in s.admin.iter_distributions()]
-    principals = (await s.admin.list_principals(page_size=1000)).principals
-    descriptions = [(r.name, r.description) async for r in s.admin.iter_repositories()]
-    schedules = [(sc.name, sc.repository, sc.cron) async for sc in s.admin.iter_schedules()]
+    # Big pages: the collections grow with every case, and small pages made each snapshot
+    # dozens of calls by the end of the module.
+    page = 1000
+    repos = [(r.name, r.description) async for r in s.admin.iter_repositories(page_size=page)]
+    remotes = [(r.name, r.upstream_name) async for r in s.admin.iter_remotes(page_size=page)]
+    dists = [(d.name, d.description) async for d in s.admin.iter_distributions(page_size=page)]
+    principals = (await s.admin.list_principals(page_size=page)).principals
+    schedules = [
+        (sc.name, sc.repository, sc.cron) async for sc in s.admin.iter_schedules(page_size=page)
+    ]
     return (
-        repos,
+        [str(r) for r in repos],
         [str(r) for r in remotes],
         [str(d) for d in dists],
         [f"{p.name}:{p.role}" for p in principals],
-        [str(d) for d in descriptions],
         [str(sc) for sc in schedules],
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 
@@ -281,17 +282,24 @@ async def test_tag_list_bytes_are_bounded(mirror: Mirror) -> None:
 
 async def test_stalled_metadata_request_hits_the_default_deadline(mirror: Mirror) -> None:
     """A manifest GET that never answers ends at metadata_timeout (1 s here), not never."""
+    released = asyncio.Event()
     async with HostileUpstream() as up:
         stalled = asyncio.Event()
 
         async def stall(request: web.Request) -> web.StreamResponse:
             stalled.set()
-            await asyncio.sleep(30)
+            # Never answers while the sync waits; let go once the test is done, so the fake
+            # upstream's shutdown need not wait out a long sleep.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), 30)
             return web.Response(status=500)
 
         for method in ("GET", "HEAD"):
             up.route(method, f"/v2/{NAME}/manifests/v1", stall)
-        task = await _failed_sync(mirror, "stall", up.url, include_tags=["v1"])
+        try:
+            task = await _failed_sync(mirror, "stall", up.url, include_tags=["v1"])
+        finally:
+            released.set()
         assert stalled.is_set()
         assert task.error.code == "UNAVAILABLE", task.error
         await _healthy(mirror)
