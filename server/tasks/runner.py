@@ -16,6 +16,7 @@ from dataclasses import replace
 from server import logs, metrics
 from server.domain.errors import DatabaseUnavailable, MirrorError, leaves
 from server.domain.tasks import ProgressState, Task, TaskError, TaskState
+from server.memory import release_free_memory
 from server.store.processes import ProcessStore
 from server.store.schema import utcnow
 from server.store.tasks import HEARTBEAT_STALE_AFTER, TaskStore
@@ -208,6 +209,9 @@ class TaskRunner:
         metrics.TASKS_FINISHED.labels(task.kind, final.state.value).inc()
         self._events.publish(TaskEvent(EventKind.FINISHED, final))
         self.wake()
+        if not self._running:
+            # Nothing else runs here now: what the task allocated is free, give it back.
+            await asyncio.to_thread(release_free_memory)
 
     async def _record_end(
         self,
