@@ -26,6 +26,7 @@ from typing import Any
 from server.domain.digests import Digest
 from server.domain.errors import DigestMismatch
 from server.storage.base import CHUNK, BlobStat, BlobStore, StorageError
+from server.storage.writeback import EarlyWriteback
 
 
 class UploadWriter:
@@ -37,6 +38,8 @@ class UploadWriter:
         self.upload_id = upload_id
         self._fd = fd
         self.size = size
+        # The store fsyncs the file when it adopts it: get the disk going while bytes arrive.
+        self._writeback = EarlyWriteback(fd, size) if uploads.fsyncs else None
         self._hasher = hasher  # None once unknown (then `publish` re-hashes the file)
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -65,6 +68,8 @@ class UploadWriter:
             raise self._uploads.error(exc, "writing an upload") from exc
         finally:
             self.size = os.fstat(self._fd).st_size
+        if self._writeback is not None:
+            self._writeback.wrote(self.size)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -83,6 +88,8 @@ class Uploads:
     def __init__(self, directory: Path, store: BlobStore) -> None:
         self.directory = directory
         self.store = store
+        self.fsyncs = getattr(store, "durability", None) == "full"
+        """Whether publishing fsyncs the upload's file (a filesystem store adopting it)."""
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, upload_id: str) -> Path:
