@@ -10,25 +10,12 @@ milliseconds; elsewhere (musl, macOS) it does not exist and this does nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-
-
-@functools.cache
-def _malloc_trim() -> object | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
+from server import libc
 
 
 def release_free_memory() -> None:
     """Return free heap pages to the OS; blocking for milliseconds (run it in a thread: ctypes
     releases the GIL for the call)."""
-    trim = _malloc_trim()
+    trim = libc.function("malloc_trim")
     if trim is not None:
-        trim(0)  # type: ignore[operator]
+        trim(0)

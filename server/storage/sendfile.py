@@ -137,10 +137,10 @@ class SendfileResponse(web.FileResponse):
             or self.compression
             or sock is None
             or transport.get_extra_info("sslcontext") is not None
-            or not self._sender.available()
         ):
-            if not self._sender.available():
-                self._sender.fell_back += 1
+            return await self._sendfile_fallback(writer, fobj, offset, count)
+        if not self._sender.available():
+            self._sender.fell_back += 1
             return await self._sendfile_fallback(writer, fobj, offset, count)
         await writer.drain()
         if transport.get_write_buffer_size():
@@ -149,13 +149,11 @@ class SendfileResponse(web.FileResponse):
             return await self._sendfile_fallback(writer, fobj, offset, count)
         try:
             await self._sender.send(sock.fileno(), fobj.fileno(), offset, count)
-        except ConnectionResetError:
+        except OSError as exc:  # EPIPE, ECONNRESET, a stall...: the body is cut off
             with contextlib.suppress(Exception):
                 transport.abort()  # what reached the client is a cut-off body: say so
-            raise
-        except OSError as exc:  # EPIPE, ECONNRESET...: the client went away
-            with contextlib.suppress(Exception):
-                transport.abort()
+            if isinstance(exc, ConnectionResetError):
+                raise
             raise ConnectionResetError(str(exc)) from exc
         await super().write_eof()
         return writer

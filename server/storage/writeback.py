@@ -12,9 +12,10 @@ the tail. Where the call does not exist (not Linux, not glibc) this does nothing
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
-import sys
+from typing import Any
+
+from server import libc
 
 SYNC_FILE_RANGE_WRITE = 2
 EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024
@@ -22,18 +23,11 @@ EARLY_WRITEBACK_BYTES = 8 * 1024 * 1024
 
 
 @functools.cache
-def _sync_file_range() -> object | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        call = ctypes.CDLL(name, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
+def _sync_file_range() -> Any | None:
+    call = libc.function("sync_file_range")
+    if call is not None:
+        call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        call.restype = ctypes.c_int
     return call
 
 
@@ -51,5 +45,5 @@ class EarlyWriteback:
             return
         call = _sync_file_range()
         if call is not None:
-            call(self._fd, self._flushed_to, end - self._flushed_to, SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
+            call(self._fd, self._flushed_to, end - self._flushed_to, SYNC_FILE_RANGE_WRITE)
         self._flushed_to = end

@@ -3,11 +3,10 @@ allocations is freed, as it does after a large sync."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from server.memory import _malloc_trim, release_free_memory
+from server import libc
+from server.memory import release_free_memory
 
 
 def _rss_kib() -> int:
@@ -18,9 +17,7 @@ def _rss_kib() -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux") or _malloc_trim() is None, reason="glibc only"
-)
+@pytest.mark.skipif(libc.function("malloc_trim") is None, reason="glibc only")
 def test_freed_heap_goes_back_to_the_os() -> None:
     # 60 MiB of 16 KiB buffers (below glibc's mmap threshold, so they live in the heap), with a
     # small survivor after each: the heap top never becomes free, so only trimming can return
